@@ -1,0 +1,338 @@
+//! `kao.toml`: every setting, its default, and strict parsing.
+//!
+//! Unknown keys and wrong types are errors that name the key and the line,
+//! so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading or validating a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: `{key}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub runtime: RuntimeConfig,
+    pub models: ModelsConfig,
+    pub detector: DetectorConfig,
+    pub publish: PublishConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// What to read: a video file, a folder of images, an image, a stream URL
+    /// or `camera:N`.
+    pub uri: String,
+    /// Frame rate at which still images and folders are replayed.
+    pub image_fps: f64,
+    /// Play files at their own frame rate (as a camera would deliver them)
+    /// rather than as fast as they decode.
+    pub realtime: bool,
+    /// Start again from the beginning when a file or folder ends.
+    pub loop_at_end: bool,
+    /// Camera resolution asked for (the camera may choose another).
+    pub camera_width: u32,
+    pub camera_height: u32,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            uri: "/usr/share/doc/opencv-doc/examples/data/Megamind.avi".into(),
+            image_fps: 10.0,
+            realtime: true,
+            loop_at_end: true,
+            camera_width: 640,
+            camera_height: 480,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Path of `libonnxruntime.so`. Empty: `ORT_DYLIB_PATH`, then the copy
+    /// that `scripts/fetch-assets.sh` unpacks under `.cache/onnxruntime/`.
+    pub ort_library: String,
+    /// Execution providers in order of preference; `cpu` is always the last
+    /// resort. Known: `tensorrt`, `cuda`, `cpu`.
+    pub providers: Vec<String>,
+    /// Threads ONNX Runtime uses inside one model run; 0 lets it choose.
+    pub intra_threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            ort_library: String::new(),
+            providers: vec!["cpu".into()],
+            intra_threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Manifest of the detector model; its files are found beside it.
+    pub manifest: String,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            manifest: "models/mtcnn/manifest.toml".into(),
+        }
+    }
+}
+
+/// MTCNN parameters; the defaults are those of the reference implementation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    /// Smallest face side, in source pixels, that the image pyramid covers.
+    pub min_face_size: f64,
+    /// Ratio between successive pyramid scales.
+    pub scale_factor: f64,
+    /// Score thresholds of P-Net, R-Net and O-Net.
+    pub thresholds: [f64; 3],
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            min_face_size: 20.0,
+            scale_factor: 0.709,
+            thresholds: [0.6, 0.7, 0.7],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// Unix socket path. Empty: `$XDG_RUNTIME_DIR/kao/kao.sock`, else
+    /// `/run/kao/kao.sock`.
+    pub socket: String,
+    /// Clients served at once; further connections are told so and closed.
+    pub max_clients: usize,
+    /// JPEG quality of annotated frames (1–100).
+    pub jpeg_quality: i32,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            socket: String::new(),
+            max_clients: 64,
+            jpeg_quality: 80,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Seconds between the periodic `pipeline` summaries (fps, drops,
+    /// latency); 0 turns them off.
+    pub summary_interval_s: f64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            summary_interval_s: 5.0,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            // toml's message already says "at line N, column M" and quotes
+            // the offending key; keep it on one line for logs.
+            message: err.to_string().trim().replace('\n', " "),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks the ranges that the types cannot express.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            problem,
+        };
+        let d = &self.detector;
+        if !(d.min_face_size >= 12.0 && d.min_face_size.is_finite()) {
+            return Err(invalid(
+                "detector.min_face_size",
+                format!(
+                    "must be at least 12 (P-Net's window), got {}",
+                    d.min_face_size
+                ),
+            ));
+        }
+        if !(d.scale_factor > 0.1 && d.scale_factor < 0.95) {
+            return Err(invalid(
+                "detector.scale_factor",
+                format!("must be between 0.1 and 0.95, got {}", d.scale_factor),
+            ));
+        }
+        if let Some(t) = d.thresholds.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+            return Err(invalid(
+                "detector.thresholds",
+                format!("scores are probabilities in [0, 1], got {t}"),
+            ));
+        }
+        if !(self.source.image_fps > 0.0 && self.source.image_fps <= 1000.0) {
+            return Err(invalid(
+                "source.image_fps",
+                format!("must be in (0, 1000], got {}", self.source.image_fps),
+            ));
+        }
+        if self.publish.max_clients == 0 {
+            return Err(invalid("publish.max_clients", "must be at least 1".into()));
+        }
+        if !(1..=100).contains(&self.publish.jpeg_quality) {
+            return Err(invalid(
+                "publish.jpeg_quality",
+                format!("must be in 1..=100, got {}", self.publish.jpeg_quality),
+            ));
+        }
+        if !(self.log.summary_interval_s >= 0.0 && self.log.summary_interval_s.is_finite()) {
+            return Err(invalid(
+                "log.summary_interval_s",
+                format!(
+                    "must be a non-negative number, got {}",
+                    self.log.summary_interval_s
+                ),
+            ));
+        }
+        for p in &self.runtime.providers {
+            if !crate::inference::runtime::KNOWN_PROVIDERS.contains(&p.as_str()) {
+                return Err(invalid(
+                    "runtime.providers",
+                    format!(
+                        "names an unknown provider {p:?}; known: {}",
+                        crate::inference::runtime::KNOWN_PROVIDERS.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The socket path in effect: the configured one, or the default.
+    pub fn socket_path(&self) -> PathBuf {
+        if !self.publish.socket.is_empty() {
+            return PathBuf::from(&self.publish.socket);
+        }
+        default_socket_path()
+    }
+}
+
+/// `$XDG_RUNTIME_DIR/kao/kao.sock` for a user session, else the service's
+/// `/run/kao/kao.sock`.
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("kao").join("kao.sock"),
+        _ => PathBuf::from("/run/kao/kao.sock"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_reference_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.detector.min_face_size, 20.0);
+        assert_eq!(c.detector.scale_factor, 0.709);
+        assert_eq!(c.detector.thresholds, [0.6, 0.7, 0.7]);
+        assert_eq!(c.runtime.providers, vec!["cpu".to_string()]);
+    }
+
+    #[test]
+    fn shipped_config_parses_and_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/kao.toml");
+        let c = Config::load(&path).unwrap();
+        let d = Config::default();
+        assert_eq!(c.detector, d.detector);
+        assert_eq!(c.source.uri, d.source.uri);
+        assert_eq!(c.publish.max_clients, d.publish.max_clients);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = parse("[detector]\nmin_face_size = 30\nthreshold = 0.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("threshold"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_line() {
+        let err = parse("[publish]\n\nmax_clients = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(
+            err.contains("max_clients") || err.contains("integer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected_by_key() {
+        let err = parse("[detector]\nscale_factor = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("detector.scale_factor"), "{err}");
+        let err = parse("[detector]\nthresholds = [0.6, 0.7, 7.0]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("detector.thresholds"), "{err}");
+        let err = parse("[runtime]\nproviders = [\"cuda\", \"gpu\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"gpu\""), "{err}");
+    }
+}
