@@ -1,1 +1,399 @@
-fn main() {}
+//! The `kao` command: argument parsing, error reporting and exit codes. The
+//! work is done by the library; start reading at `pipeline.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+
+use kao::config::Config;
+use kao::inference::Mtcnn;
+use kao::models::Manifest;
+use kao::publish::protocol::FaceMsg;
+use kao::publish::{Hub, ServerInfo};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure while working (a source, the socket, the daemon connection, a bad image)
+  2  bad usage or configuration (unknown option, bad config key or value)
+  3  ONNX Runtime or model files missing or wrong (run scripts/fetch-assets.sh)
+
+Logging: set KAO_LOG (e.g. KAO_LOG=debug) to change the level; logs go to stderr.";
+
+/// kao (顔): real-time face detection and keypoints, served over a local socket.
+#[derive(Parser)]
+#[command(version, about, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: read a source, detect faces, publish results.
+    Serve {
+        /// Configuration file (see config/kao.toml for every key).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides source.uri: a video file, an image, a folder of images,
+        /// a stream URL or camera:N.
+        #[arg(long)]
+        source: Option<String>,
+        /// Overrides publish.socket.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Validate the configuration, models and source, then exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Connect to a running daemon and print what it publishes.
+    Watch {
+        /// Socket of the daemon (default as for `serve`).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Exit after this many frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Print the raw JSON messages instead of readable lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detect faces in images once, without a daemon.
+    Detect {
+        /// Images to read.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// One JSON object per image on stdout (same face schema as the socket).
+        #[arg(long)]
+        json: bool,
+        /// Write each image with its faces drawn into this folder.
+        #[arg(long)]
+        annotate: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the models, their checksums and the providers they run on.
+    Models {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// An error and the exit code it maps to.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        Failure {
+            code: classify(&error),
+            error,
+        }
+    }
+}
+
+/// Exit code for an error, from its root cause.
+fn classify(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if cause.is::<kao::config::ConfigError>() {
+            return 2;
+        }
+        if cause.is::<kao::models::ModelError>()
+            || cause.is::<kao::inference::runtime::RuntimeError>()
+        {
+            return 3;
+        }
+        if let Some(
+            kao::inference::DetectError::Model(_) | kao::inference::DetectError::Runtime(_),
+        ) = cause.downcast_ref()
+        {
+            return 3;
+        }
+    }
+    1
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            source,
+            socket,
+            check,
+        } => serve(config, source, socket, check),
+        Command::Watch {
+            socket,
+            frames,
+            json,
+        } => watch(socket, frames, json),
+        Command::Detect {
+            images,
+            json,
+            annotate,
+            config,
+        } => detect(&images, json, annotate, config),
+        Command::Models { config } => models(config),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("kao: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KAO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+fn load_detector(config: &Config) -> Result<(Manifest, Mtcnn), Failure> {
+    let manifest = Manifest::load(Path::new(&config.models.manifest))?;
+    let detector = Mtcnn::load(&manifest, &config.runtime, config.detector.clone())?;
+    Ok((manifest, detector))
+}
+
+fn serve(
+    config_path: Option<PathBuf>,
+    source: Option<String>,
+    socket: Option<PathBuf>,
+    check: bool,
+) -> Result<u8, Failure> {
+    let mut config = load_config(config_path.as_deref())?;
+    if let Some(s) = source {
+        config.source.uri = s;
+    }
+    if let Some(s) = socket {
+        config.publish.socket = s.display().to_string();
+    }
+    let (manifest, detector) = load_detector(&config)?;
+    if check {
+        kao::capture::classify(&config.source.uri)?;
+        println!("configuration, models and source look fine");
+        return Ok(0);
+    }
+    let socket_path = config.socket_path();
+    let info = ServerInfo {
+        source: config.source.uri.clone(),
+        model: format!("{} ({})", manifest.name, manifest.family),
+        providers: detector
+            .providers()
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("kao-publish")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (listener, socket_file) = kao::publish::bind(&socket_path)?;
+        let hub = Hub::new(info);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(kao::publish::serve(
+            listener,
+            hub.clone(),
+            config.publish.max_clients,
+            stop_rx,
+        ));
+        let pipeline = kao::pipeline::Pipeline::start(&config, detector, hub.clone())?;
+        info!(socket = %socket_file.path().display(), source = %config.source.uri, "serving");
+        println!(
+            "kao: serving {} on {}",
+            config.source.uri,
+            socket_file.path().display()
+        );
+        println!(
+            "kao: watch with `kao watch --socket {}`",
+            socket_file.path().display()
+        );
+
+        wait_for_signal().await;
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+        tokio::task::spawn_blocking(move || pipeline.stop())
+            .await
+            .ok();
+        drop(socket_file);
+        info!("stopped");
+        Ok::<u8, Failure>(0)
+    })
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(cause = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "signal received"),
+        _ = term.recv() => info!(signal = "SIGTERM", "signal received"),
+    }
+}
+
+fn watch(socket: Option<PathBuf>, frames: Option<u64>, json: bool) -> Result<u8, Failure> {
+    let socket = socket.unwrap_or_else(kao::config::default_socket_path);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match kao::watch::watch(&socket, frames, json, &mut out) {
+        Ok(_) => Ok(0),
+        // A closed pipe (e.g. `| head`) is a normal way to stop.
+        Err(kao::watch::WatchError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn detect(
+    images: &[PathBuf],
+    json: bool,
+    annotate: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<u8, Failure> {
+    let config = load_config(config.as_deref())?;
+    let (_, mut detector) = load_detector(&config)?;
+    if let Some(dir) = &annotate {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    }
+    let mut failed = 0;
+    for path in images {
+        match detect_one(&mut detector, path, json, annotate.as_deref()) {
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!("kao: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn detect_one(
+    detector: &mut Mtcnn,
+    path: &Path,
+    json: bool,
+    annotate: Option<&Path>,
+) -> Result<()> {
+    use opencv::prelude::*;
+    let image = kao::imageio::read_image(path)?;
+    let (faces, timings) = detector
+        .detect(&image)
+        .with_context(|| format!("detecting faces in {}", path.display()))?;
+    let (w, h) = (image.cols(), image.rows());
+    let msgs: Vec<FaceMsg> = faces.iter().map(|f| FaceMsg::new(f, w, h)).collect();
+    if json {
+        let obj = serde_json::json!({
+            "image": path.display().to_string(),
+            "width": w,
+            "height": h,
+            "faces": msgs,
+            "timings_ms": timings,
+        });
+        println!("{obj}");
+    } else {
+        println!(
+            "{}: {} face{} ({}x{})",
+            path.display(),
+            faces.len(),
+            if faces.len() == 1 { "" } else { "s" },
+            w,
+            h
+        );
+        for f in &msgs {
+            let k = &f.keypoints;
+            println!(
+                "  {:.3} box {:.0},{:.0} {:.0}x{:.0}  left_eye {:.0},{:.0} right_eye {:.0},{:.0} nose {:.0},{:.0} mouth_left {:.0},{:.0} mouth_right {:.0},{:.0}",
+                f.score, f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h,
+                k.left_eye[0], k.left_eye[1], k.right_eye[0], k.right_eye[1], k.nose[0], k.nose[1],
+                k.mouth_left[0], k.mouth_left[1], k.mouth_right[0], k.mouth_right[1]
+            );
+        }
+    }
+    if let Some(dir) = annotate {
+        let drawn = kao::annotate::draw(&image, &faces)?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        let out = dir.join(format!("{stem}.jpg"));
+        std::fs::write(&out, kao::annotate::jpeg(&drawn, 90)?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    Ok(())
+}
+
+fn models(config: Option<PathBuf>) -> Result<u8, Failure> {
+    let config = load_config(config.as_deref())?;
+    let manifest = Manifest::load(Path::new(&config.models.manifest))?;
+    println!(
+        "{} (family {}, licence {})",
+        manifest.name, manifest.family, manifest.licence
+    );
+    println!("  source: {}", manifest.source);
+    println!("  manifest: {}", manifest.path.display());
+    let mut bad = false;
+    for (role, file) in &manifest.models {
+        let path = manifest.file_path(role);
+        let status = match kao::models::sha256_file(&path) {
+            Ok(actual) if actual == file.sha256 => "ok".to_string(),
+            Ok(actual) => {
+                bad = true;
+                format!("CHECKSUM MISMATCH (got {actual})")
+            }
+            Err(e) => {
+                bad = true;
+                format!("MISSING ({e}); run {}", manifest.fetch)
+            }
+        };
+        println!(
+            "  {role}: {} sha256 {} {status}",
+            path.display(),
+            file.sha256
+        );
+    }
+    if bad {
+        return Ok(3);
+    }
+    let library = kao::inference::runtime::resolve_library(&config.runtime.ort_library)?;
+    println!("  ONNX Runtime: {}", library.display());
+    let detector = Mtcnn::load(&manifest, &config.runtime, config.detector.clone())?;
+    for (model, provider) in detector.providers() {
+        println!(
+            "  {model} runs on {provider} (asked: {})",
+            config.runtime.providers.join(", ")
+        );
+    }
+    Ok(0)
+}

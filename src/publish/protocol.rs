@@ -1,0 +1,276 @@
+//! Messages between the daemon and its clients, version 1.
+//!
+//! Newline-delimited JSON over a Unix socket, one object per line, each with
+//! a `type`. Documented for people in `docs/PROTOCOL.md`; a change that is
+//! not backwards compatible bumps [`PROTOCOL_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::inference::{Face, StageTimings, KEYPOINT_NAMES};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest request line a client may send; longer ones are refused.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+
+/// A face as clients see it: rounded to 1/100 pixel, box clipped to the frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaceMsg {
+    #[serde(rename = "box")]
+    pub bbox: BoxMsg,
+    pub score: f64,
+    pub keypoints: Keypoints,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BoxMsg {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Keypoints {
+    pub left_eye: [f64; 2],
+    pub right_eye: [f64; 2],
+    pub nose: [f64; 2],
+    pub mouth_left: [f64; 2],
+    pub mouth_right: [f64; 2],
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+impl FaceMsg {
+    /// From a detection in a `width`×`height` frame.
+    pub fn new(face: &Face, width: i32, height: i32) -> FaceMsg {
+        let (w, h) = (f64::from(width), f64::from(height));
+        let x1 = face.bbox[0].clamp(0.0, w);
+        let y1 = face.bbox[1].clamp(0.0, h);
+        let x2 = face.bbox[2].clamp(0.0, w);
+        let y2 = face.bbox[3].clamp(0.0, h);
+        let p = |i: usize| [round2(face.keypoints[i][0]), round2(face.keypoints[i][1])];
+        debug_assert_eq!(KEYPOINT_NAMES[4], "mouth_right");
+        FaceMsg {
+            bbox: BoxMsg {
+                x: round2(x1),
+                y: round2(y1),
+                w: round2(x2 - x1),
+                h: round2(y2 - y1),
+            },
+            score: (face.score * 10000.0).round() / 10000.0,
+            keypoints: Keypoints {
+                left_eye: p(0),
+                right_eye: p(1),
+                nose: p(2),
+                mouth_left: p(3),
+                mouth_right: p(4),
+            },
+        }
+    }
+}
+
+/// Time per stage of one frame, milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Timings {
+    /// Reading and decoding the frame at the source.
+    pub decode: f64,
+    /// Waiting in the hand-off for inference to be free.
+    pub queue: f64,
+    pub preprocess: f64,
+    pub pnet: f64,
+    pub rnet: f64,
+    pub onet: f64,
+    pub postprocess: f64,
+    /// Capture to the moment the message was built.
+    pub total: f64,
+}
+
+impl Timings {
+    pub fn new(decode: f64, queue: f64, stages: &StageTimings, total: f64) -> Timings {
+        let r = |v: f64| (v * 1000.0).round() / 1000.0;
+        Timings {
+            decode: r(decode),
+            queue: r(queue),
+            preprocess: r(stages.preprocess_ms),
+            pnet: r(stages.pnet_ms),
+            rnet: r(stages.rnet_ms),
+            onet: r(stages.onet_ms),
+            postprocess: r(stages.postprocess_ms),
+            total: r(total),
+        }
+    }
+}
+
+/// Everything the server sends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// First message on every connection.
+    Hello {
+        protocol: u32,
+        server: String,
+        source: String,
+        model: String,
+        /// Provider per network, e.g. `{"pnet": "cpu", …}`.
+        providers: std::collections::BTreeMap<String, String>,
+    },
+    /// One processed frame.
+    Frame(FrameMsg),
+    /// The source changed state: `ended` (file finished, not looping) or
+    /// `failed` (with a reason).
+    Source {
+        state: String,
+        detail: String,
+    },
+    Pong,
+    /// Something the client did was refused (a bad request, too many
+    /// clients); the server closes the connection after it.
+    Error {
+        message: String,
+    },
+    /// The server is shutting down.
+    Bye {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FrameMsg {
+    pub seq: u64,
+    /// Capture time, milliseconds since the Unix epoch.
+    pub captured_at_ms: f64,
+    pub width: i32,
+    pub height: i32,
+    /// Frames dropped by the pipeline since start (inference was busy).
+    pub dropped: u64,
+    /// Messages this client missed since it connected (it was reading too slowly).
+    #[serde(default)]
+    pub missed: u64,
+    pub timings_ms: Timings,
+    pub faces: Vec<FaceMsg>,
+    /// The annotated frame, JPEG, base64; only for clients that asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg: Option<String>,
+}
+
+/// Everything a client may send.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// Chooses what the client receives; `jpeg: true` adds the annotated frame.
+    Subscribe {
+        #[serde(default)]
+        jpeg: bool,
+    },
+    Ping,
+}
+
+impl ClientMsg {
+    /// Parses one request line, with a message fit to send back on failure.
+    pub fn parse(line: &str) -> Result<ClientMsg, String> {
+        serde_json::from_str(line.trim()).map_err(|e| {
+            format!(
+                "bad request ({e}); send one JSON object per line, e.g. {{\"type\":\"subscribe\",\"jpeg\":false}} or {{\"type\":\"ping\"}}"
+            )
+        })
+    }
+}
+
+impl ServerMsg {
+    /// One line of the wire format, newline included.
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).expect("server messages always serialise");
+        s.push('\n');
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face() -> Face {
+        Face {
+            bbox: [-3.456, 10.0, 50.123456, 60.0],
+            score: 0.999_876_5,
+            keypoints: [
+                [1.0, 2.0],
+                [3.0, 4.0],
+                [5.0, 6.0],
+                [7.0, 8.0],
+                [9.004, 10.006],
+            ],
+        }
+    }
+
+    #[test]
+    fn face_box_is_clipped_and_keypoints_named() {
+        let f = FaceMsg::new(&face(), 40, 100);
+        assert_eq!(
+            f.bbox,
+            BoxMsg {
+                x: 0.0,
+                y: 10.0,
+                w: 40.0,
+                h: 50.0
+            }
+        );
+        assert_eq!(f.keypoints.mouth_right, [9.0, 10.01]);
+        assert_eq!(f.score, 0.9999);
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["box"]["w"], 40.0);
+        assert_eq!(json["keypoints"]["left_eye"][1], 2.0);
+    }
+
+    #[test]
+    fn frame_message_round_trips_with_type_tag() {
+        let msg = ServerMsg::Frame(FrameMsg {
+            seq: 7,
+            captured_at_ms: 1.5e12,
+            width: 640,
+            height: 480,
+            dropped: 2,
+            missed: 0,
+            timings_ms: Timings::default(),
+            faces: vec![FaceMsg::new(&face(), 640, 480)],
+            jpeg: None,
+        });
+        let line = msg.to_line();
+        assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["type"], "frame");
+        assert_eq!(v["seq"], 7);
+        assert!(v.get("jpeg").is_none());
+        assert_eq!(serde_json::from_str::<ServerMsg>(&line).unwrap(), msg);
+    }
+
+    #[test]
+    fn client_requests_parse_and_garbage_is_explained() {
+        assert_eq!(
+            ClientMsg::parse("{\"type\":\"subscribe\",\"jpeg\":true}\n").unwrap(),
+            ClientMsg::Subscribe { jpeg: true }
+        );
+        assert_eq!(
+            ClientMsg::parse("{\"type\":\"subscribe\"}").unwrap(),
+            ClientMsg::Subscribe { jpeg: false }
+        );
+        assert_eq!(
+            ClientMsg::parse("{\"type\":\"ping\"}").unwrap(),
+            ClientMsg::Ping
+        );
+        for bad in [
+            "hello",
+            "{}",
+            "{\"type\":\"shutdown\"}",
+            "{\"type\":\"subscribe\",\"jpg\":1}",
+            "[1,2]",
+            "\u{0}\u{1}",
+        ] {
+            let err = ClientMsg::parse(bad).unwrap_err();
+            assert!(err.contains("bad request"), "{bad}: {err}");
+        }
+    }
+}

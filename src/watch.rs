@@ -1,0 +1,112 @@
+//! `kao watch`: a client that prints what the daemon publishes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use crate::publish::protocol::{ClientMsg, FrameMsg, ServerMsg};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot connect to {path}: {source}; is `kao serve` running with this socket? (see --socket)")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("connection to the daemon failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the daemon sent something that is not a protocol message: {0}")]
+    Protocol(String),
+    #[error("the daemon refused us: {0}")]
+    Refused(String),
+    #[error("the daemon closed the connection after {0} frames")]
+    Closed(u64),
+}
+
+/// Connects, prints one line per message, and returns after `frames` frame
+/// messages (or never, when `frames` is `None`).
+pub fn watch(
+    socket: &Path,
+    frames: Option<u64>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u64, WatchError> {
+    let stream = UnixStream::connect(socket).map_err(|source| WatchError::Connect {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    let mut writer = stream.try_clone()?;
+    let subscribe =
+        serde_json::to_string(&ClientMsg::Subscribe { jpeg: false }).expect("serialisable");
+    writeln!(writer, "{subscribe}")?;
+
+    let mut seen = 0u64;
+    for line in BufReader::new(stream).lines() {
+        let line = line?;
+        let msg: ServerMsg = serde_json::from_str(&line)
+            .map_err(|e| WatchError::Protocol(format!("{e}: {line:.200}")))?;
+        if json {
+            writeln!(out, "{line}")?;
+        } else if let Some(text) = describe(&msg) {
+            writeln!(out, "{text}")?;
+        }
+        match msg {
+            ServerMsg::Frame(_) => seen += 1,
+            ServerMsg::Error { message } => return Err(WatchError::Refused(message)),
+            ServerMsg::Bye { .. } => return Err(WatchError::Closed(seen)),
+            _ => {}
+        }
+        if frames.is_some_and(|n| seen >= n) {
+            return Ok(seen);
+        }
+    }
+    Err(WatchError::Closed(seen))
+}
+
+/// A human-readable line for a message.
+pub fn describe(msg: &ServerMsg) -> Option<String> {
+    Some(match msg {
+        ServerMsg::Hello {
+            protocol,
+            server,
+            source,
+            model,
+            providers,
+        } => {
+            let providers: Vec<String> =
+                providers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("connected to {server} (protocol {protocol}): source {source}, model {model}, providers {}", providers.join(" "))
+        }
+        ServerMsg::Frame(f) => describe_frame(f),
+        ServerMsg::Source { state, detail } => format!("source {state}: {detail}"),
+        ServerMsg::Pong => return None,
+        ServerMsg::Error { message } => format!("error from daemon: {message}"),
+        ServerMsg::Bye { reason } => format!("daemon says goodbye: {reason}"),
+    })
+}
+
+fn describe_frame(f: &FrameMsg) -> String {
+    let mut s = format!(
+        "frame {:>6}  {}x{}  {} face{}  {:>6.1} ms",
+        f.seq,
+        f.width,
+        f.height,
+        f.faces.len(),
+        if f.faces.len() == 1 { " " } else { "s" },
+        f.timings_ms.total
+    );
+    if f.dropped > 0 || f.missed > 0 {
+        s.push_str(&format!("  (dropped {}, missed {})", f.dropped, f.missed));
+    }
+    for face in &f.faces {
+        let b = &face.bbox;
+        let k = &face.keypoints;
+        s.push_str(&format!(
+            "\n    {:.3} box {:.0},{:.0} {:.0}x{:.0}  left_eye {:.0},{:.0} right_eye {:.0},{:.0} nose {:.0},{:.0} mouth_left {:.0},{:.0} mouth_right {:.0},{:.0}",
+            face.score, b.x, b.y, b.w, b.h,
+            k.left_eye[0], k.left_eye[1], k.right_eye[0], k.right_eye[1], k.nose[0], k.nose[1],
+            k.mouth_left[0], k.mouth_left[1], k.mouth_right[0], k.mouth_right[1]
+        ));
+    }
+    s
+}
