@@ -61,3 +61,90 @@ pub fn detector() -> Mtcnn {
 pub fn kao_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kao"))
 }
+
+/// A `kao serve` child process on a private socket, killed when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `kao serve` with `extra` arguments and waits for its socket.
+    pub fn start(source: &str, extra: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("kao.sock");
+        Daemon::start_at(source, &socket, dir, extra)
+    }
+
+    /// Like `start`, on a given socket path; `dir` holds the log.
+    pub fn start_at(source: &str, socket: &Path, dir: tempfile::TempDir, extra: &[&str]) -> Daemon {
+        require(Path::new(source));
+        let socket = socket.to_owned();
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let child = std::process::Command::new(kao_bin())
+            .current_dir(repo())
+            .args(["serve", "--source", source, "--socket"])
+            .arg(&socket)
+            .args(extra)
+            .env("KAO_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut d = Daemon { child, socket, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // Wait until it accepts connections (a stale socket file may exist
+        // before the daemon replaces it).
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!(
+                    "kao serve exited with {status} before listening:\n{}",
+                    d.log()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no socket after 30 s:\n{}",
+                d.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// Sends a signal by number (15 = SIGTERM, 2 = SIGINT).
+    pub fn signal(&self, sig: i32) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `secs`.
+    pub fn wait(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
