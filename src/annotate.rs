@@ -84,6 +84,7 @@ mod tests {
                 [40.0, 65.0],
                 [60.0, 65.0],
             ],
+            mesh: Vec::new(),
         };
         let out = draw(&frame, &[face]).unwrap();
         assert_eq!(

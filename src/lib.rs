@@ -15,4 +15,5 @@ pub mod models;
 pub mod pipeline;
 pub mod publish;
 pub mod stats;
+pub mod status;
 pub mod watch;

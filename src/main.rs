@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use tracing::{error, info};
 
 use kao::config::Config;
-use kao::inference::Mtcnn;
+use kao::inference::Detector;
 use kao::models::Manifest;
 use kao::publish::protocol::FaceMsg;
 use kao::publish::{Hub, ServerInfo};
@@ -170,9 +170,9 @@ fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
     })
 }
 
-fn load_detector(config: &Config) -> Result<(Manifest, Mtcnn), Failure> {
+fn load_detector(config: &Config) -> Result<(Manifest, Box<dyn Detector>), Failure> {
     let manifest = Manifest::load(Path::new(&config.models.manifest))?;
-    let detector = Mtcnn::load(&manifest, &config.runtime, config.detector.clone())?;
+    let detector = kao::inference::load(&manifest, &config.runtime, config.detector.clone())?;
     Ok((manifest, detector))
 }
 
@@ -199,11 +199,7 @@ fn serve(
     let info = ServerInfo {
         source: config.source.uri.clone(),
         model: format!("{} ({})", manifest.name, manifest.family),
-        providers: detector
-            .providers()
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect(),
+        providers: detector.providers().into_iter().collect(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -221,7 +217,9 @@ fn serve(
             config.publish.max_clients,
             stop_rx,
         ));
-        let pipeline = kao::pipeline::Pipeline::start(&config, detector, hub.clone())?;
+        let status = std::sync::Arc::new(kao::status::Status::new(&config.source.uri));
+        let pipeline =
+            kao::pipeline::Pipeline::start(&config, detector, hub.clone(), status.clone())?;
         info!(socket = %socket_file.path().display(), source = %config.source.uri, "serving");
         println!(
             "kao: serving {} on {}",
@@ -289,7 +287,7 @@ fn detect(
     }
     let mut failed = 0;
     for path in images {
-        match detect_one(&mut detector, path, json, annotate.as_deref()) {
+        match detect_one(detector.as_mut(), path, json, annotate.as_deref()) {
             Ok(()) => {}
             Err(e) => {
                 eprintln!("kao: {e:#}");
@@ -301,7 +299,7 @@ fn detect(
 }
 
 fn detect_one(
-    detector: &mut Mtcnn,
+    detector: &mut dyn Detector,
     path: &Path,
     json: bool,
     annotate: Option<&Path>,
@@ -388,7 +386,7 @@ fn models(config: Option<PathBuf>) -> Result<u8, Failure> {
     }
     let library = kao::inference::runtime::resolve_library(&config.runtime.ort_library)?;
     println!("  ONNX Runtime: {}", library.display());
-    let detector = Mtcnn::load(&manifest, &config.runtime, config.detector.clone())?;
+    let detector = kao::inference::load(&manifest, &config.runtime, config.detector.clone())?;
     for (model, provider) in detector.providers() {
         println!(
             "  {model} runs on {provider} (asked: {})",

@@ -14,10 +14,11 @@ use tracing::{debug, info, warn};
 use crate::capture::{handoff, Capture, CaptureError, HandoffReceiver, Next};
 use crate::config::Config;
 use crate::frame::unix_ms;
-use crate::inference::Mtcnn;
+use crate::inference::Detector;
 use crate::publish::protocol::{FaceMsg, FrameMsg, ServerMsg, Timings};
 use crate::publish::{Hub, Published};
 use crate::stats::Window;
+use crate::status::Status;
 
 /// How often the inference thread checks for a stop request while idle.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -26,15 +27,20 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 pub struct Pipeline {
     capture: Option<Capture>,
     stop: Arc<AtomicBool>,
-    inference: Option<JoinHandle<Mtcnn>>,
+    inference: Option<JoinHandle<Box<dyn Detector>>>,
 }
 
 impl Pipeline {
     /// Opens the source and starts both threads. The detector moves to the
     /// inference thread and comes back from [`Pipeline::stop`].
-    pub fn start(config: &Config, detector: Mtcnn, hub: Hub) -> Result<Pipeline, CaptureError> {
+    pub fn start(
+        config: &Config,
+        detector: Box<dyn Detector>,
+        hub: Hub,
+        status: Arc<Status>,
+    ) -> Result<Pipeline, CaptureError> {
         let (tx, rx) = handoff();
-        let capture = Capture::start(&config.source, tx)?;
+        let capture = Capture::start(&config.source, tx, status.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let summary_every = Duration::from_secs_f64(config.log.summary_interval_s);
@@ -42,7 +48,16 @@ impl Pipeline {
         let source = config.source.uri.clone();
         let inference = std::thread::Builder::new()
             .name("kao-inference".into())
-            .spawn(move || infer(detector, rx, hub, &flag, summary_every, quality, &source))
+            .spawn(move || {
+                let ctx = Context {
+                    hub,
+                    status,
+                    summary_every,
+                    quality,
+                    source,
+                };
+                infer(detector, rx, &ctx, &flag)
+            })
             .map_err(|e| CaptureError::Camera(format!("cannot start the inference thread: {e}")))?;
         Ok(Pipeline {
             capture: Some(capture),
@@ -57,7 +72,7 @@ impl Pipeline {
     }
 
     /// Stops both threads and returns the detector.
-    pub fn stop(mut self) -> Option<Mtcnn> {
+    pub fn stop(mut self) -> Option<Box<dyn Detector>> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(c) = self.capture.take() {
             c.stop();
@@ -66,16 +81,30 @@ impl Pipeline {
     }
 }
 
-/// The inference loop: take the newest frame, detect, publish.
-fn infer(
-    mut detector: Mtcnn,
-    rx: HandoffReceiver,
+/// What the inference thread reports to.
+struct Context {
     hub: Hub,
-    stop: &AtomicBool,
+    status: Arc<Status>,
     summary_every: Duration,
     quality: i32,
-    source: &str,
-) -> Mtcnn {
+    source: String,
+}
+
+/// The inference loop: take the newest frame, detect, publish.
+fn infer(
+    mut detector: Box<dyn Detector>,
+    rx: HandoffReceiver,
+    ctx: &Context,
+    stop: &AtomicBool,
+) -> Box<dyn Detector> {
+    let Context {
+        hub,
+        status,
+        summary_every,
+        quality,
+        source,
+    } = ctx;
+    let (summary_every, quality, source) = (*summary_every, *quality, source.as_str());
     let mut window = Window::default();
     let mut processed = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -101,6 +130,7 @@ fn infer(
             Ok(r) => r,
             Err(err) => {
                 warn!(seq = frame.seq, cause = %err, "inference failed, frame skipped");
+                status.frames_failed.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
         };
@@ -124,11 +154,14 @@ fn infer(
         };
         debug!(seq = frame.seq, faces = faces.len(), total_ms, "frame");
         window.record(total_ms, faces.len());
+        status.frames_dropped.store(rx.dropped(), Ordering::Relaxed);
+        status.frame_processed(faces.len(), &message.timings_ms.0);
         hub.publish(Published::new(message, frame.image, faces, quality));
         processed += 1;
 
         if !summary_every.is_zero() && window.elapsed() >= summary_every {
             let s = window.take();
+            status.set_fps(s.fps);
             info!(
                 fps = round1(s.fps),
                 dropped = rx.dropped(),

@@ -93,7 +93,7 @@ fn describe_frame(f: &FrameMsg) -> String {
         f.height,
         f.faces.len(),
         if f.faces.len() == 1 { " " } else { "s" },
-        f.timings_ms.total
+        f.timings_ms.get("total")
     );
     if f.dropped > 0 || f.missed > 0 {
         s.push_str(&format!("  (dropped {}, missed {})", f.dropped, f.missed));

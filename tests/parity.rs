@@ -11,6 +11,7 @@ use opencv::videoio;
 use serde::Deserialize;
 
 use kao::inference::nms::iou;
+use kao::inference::Detector;
 
 /// Agreement required with the reference.
 const MIN_IOU: f64 = 0.9;

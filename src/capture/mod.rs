@@ -23,6 +23,7 @@ pub use handoff::{handoff, Handoff, HandoffReceiver, Next};
 
 use crate::config::SourceConfig;
 use crate::frame::Frame;
+use crate::status::{SourceState, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -129,7 +130,11 @@ impl Capture {
     /// Opens the configured source on a thread of its own and starts
     /// handing frames to `out`. Fails, with the thread gone, when the
     /// source cannot be opened.
-    pub fn start(config: &SourceConfig, out: Handoff) -> Result<Capture, CaptureError> {
+    pub fn start(
+        config: &SourceConfig,
+        out: Handoff,
+        status: Arc<Status>,
+    ) -> Result<Capture, CaptureError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let config = config.clone();
@@ -139,10 +144,12 @@ impl Capture {
             .spawn(move || {
                 let mut source = match open(&config) {
                     Ok(source) => {
+                        status.set_source(SourceState::Up, "open");
                         let _ = opened_tx.send(Ok(()));
                         source
                     }
                     Err(err) => {
+                        status.set_source(SourceState::Lost, err.to_string());
                         let _ = opened_tx.send(Err(err));
                         return;
                     }
@@ -153,6 +160,7 @@ impl Capture {
                     config.loop_at_end,
                     out,
                     &flag,
+                    &status,
                 )
             })
             .map_err(|e| CaptureError::Camera(format!("cannot start the capture thread: {e}")))?;
@@ -197,6 +205,7 @@ fn run(
     loop_at_end: bool,
     out: Handoff,
     stop: &AtomicBool,
+    status: &Status,
 ) {
     let name = source.describe();
     info!(source = %name, "capture started");
@@ -213,10 +222,12 @@ fn run(
             }
             Ok(None) => {
                 info!(source = %name, frames = seq, "end of source");
+                status.set_source(SourceState::Ended, format!("ended after {seq} frames"));
                 break;
             }
             Err(err) => {
                 warn!(source = %name, cause = %err, "source failed");
+                status.set_source(SourceState::Lost, err.to_string());
                 break;
             }
         };
@@ -228,6 +239,9 @@ fn run(
             image,
         };
         seq += 1;
+        status
+            .frames_captured
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         out.push(frame);
         // Files are replayed at their own rate, like a camera would deliver them.
         if let Some(interval) = interval {

@@ -17,12 +17,12 @@ use opencv::imgproc;
 use opencv::prelude::*;
 use ort::session::Session;
 use ort::value::TensorRef;
-use serde::Serialize;
 
 use super::nms::{nms, regress, square, truncate, Bbox, Overlap};
 use super::runtime::{self, RuntimeError};
+use super::{DetectError, Detector, Face, StageTimings};
 use crate::config::{DetectorConfig, RuntimeConfig};
-use crate::models::{Manifest, ModelError};
+use crate::models::Manifest;
 
 /// P-Net looks at 12×12 windows with a stride of 2 pixels.
 const PNET_WINDOW: f64 = 12.0;
@@ -40,44 +40,6 @@ const NMS_ONET: f64 = 0.7;
 /// Keypoint names, in O-Net's output order.
 pub const KEYPOINT_NAMES: [&str; 5] =
     ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"];
-
-#[derive(Debug, thiserror::Error)]
-pub enum DetectError {
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    #[error("model {model}: {problem}")]
-    Shape { model: String, problem: String },
-    #[error("image processing failed: {0}")]
-    OpenCv(#[from] opencv::Error),
-    #[error("frame must be 8-bit, 3-channel BGR with a non-zero size, got {0}")]
-    BadFrame(String),
-}
-
-/// One detected face, in source pixels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Face {
-    /// `[x1, y1, x2, y2]` as the reference reports it (MATLAB-style: the
-    /// last pixel is inside the box).
-    pub bbox: Bbox,
-    pub score: f64,
-    /// `(x, y)` of [`KEYPOINT_NAMES`], in that order.
-    pub keypoints: [[f64; 2]; 5],
-}
-
-/// Time spent in each stage of one detection, in milliseconds.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StageTimings {
-    /// Colour conversion, pyramid resizing, crops and normalisation.
-    pub preprocess_ms: f64,
-    /// Inside ONNX Runtime, per network.
-    pub pnet_ms: f64,
-    pub rnet_ms: f64,
-    pub onet_ms: f64,
-    /// Decoding, NMS and box arithmetic.
-    pub postprocess_ms: f64,
-}
 
 /// One network: its session and the names of its tensors.
 struct Net {
@@ -192,26 +154,12 @@ impl Mtcnn {
         })
     }
 
-    /// The provider each network runs on, e.g. `[("pnet", "cpu"), …]`.
-    pub fn providers(&self) -> [(&'static str, &'static str); 3] {
-        [
-            (self.pnet.name, self.pnet.provider),
-            (self.rnet.name, self.rnet.provider),
-            (self.onet.name, self.onet.provider),
-        ]
-    }
-
     pub fn params(&self) -> &DetectorConfig {
         &self.params
     }
 
-    /// Replaces the cascade's parameters (sessions are kept).
-    pub fn set_params(&mut self, params: DetectorConfig) {
-        self.params = params;
-    }
-
     /// Finds faces in one 8-bit BGR frame.
-    pub fn detect(&mut self, bgr: &Mat) -> Result<(Vec<Face>, StageTimings), DetectError> {
+    fn run_cascade(&mut self, bgr: &Mat) -> Result<(Vec<Face>, StageTimings), DetectError> {
         if bgr.typ() != opencv::core::CV_8UC3 || bgr.rows() < 1 || bgr.cols() < 1 {
             return Err(DetectError::BadFrame(format!(
                 "{}x{} of type {}",
@@ -220,7 +168,7 @@ impl Mtcnn {
                 bgr.typ()
             )));
         }
-        let mut t = StageTimings::default();
+        let mut t = StageTimings::new(&["preprocess", "pnet", "rnet", "onet", "postprocess"]);
         let start = Instant::now();
         let mut image = Mat::default();
         if self.rgb {
@@ -228,7 +176,7 @@ impl Mtcnn {
         } else {
             image = bgr.try_clone()?;
         }
-        t.preprocess_ms += ms_since(start);
+        t.add("preprocess", ms_since(start));
 
         let boxes = self.stage_pnet(&image, &mut t)?;
         let boxes = self.stage_rnet(&image, boxes, &mut t)?;
@@ -258,7 +206,7 @@ impl Mtcnn {
                 imgproc::INTER_AREA,
             )?;
             let input = self.transposed_u8(&resized)?;
-            t.preprocess_ms += ms_since(start);
+            t.add("preprocess", ms_since(start));
 
             let start = Instant::now();
             let net = &mut self.pnet;
@@ -272,7 +220,7 @@ impl Mtcnn {
             let (score_shape, score) = outputs[net.score.as_str()]
                 .try_extract_tensor::<f32>()
                 .map_err(ort_err(net.name))?;
-            t.pnet_ms += ms_since(start);
+            t.add("pnet", ms_since(start));
 
             let start = Instant::now();
             let (wp, hp) = match (&reg_shape[..], &score_shape[..]) {
@@ -291,7 +239,7 @@ impl Mtcnn {
             let keep = nms(&b, &s, NMS_WITHIN_SCALE, Overlap::Union);
             all.extend(keep.into_iter().map(|i| found[i]));
             found.clear();
-            t.postprocess_ms += ms_since(start);
+            t.add("postprocess", ms_since(start));
         }
 
         let start = Instant::now();
@@ -313,7 +261,7 @@ impl Mtcnn {
                 truncate(square(refined))
             })
             .collect();
-        t.postprocess_ms += ms_since(start);
+        t.add("postprocess", ms_since(start));
         Ok(boxes)
     }
 
@@ -329,7 +277,7 @@ impl Mtcnn {
         }
         let start = Instant::now();
         let input = self.crops(image, &boxes, RNET_SIZE)?;
-        t.preprocess_ms += ms_since(start);
+        t.add("preprocess", ms_since(start));
 
         let start = Instant::now();
         let net = &mut self.rnet;
@@ -339,7 +287,7 @@ impl Mtcnn {
             .map_err(ort_err(net.name))?;
         let reg = rows(&outputs[net.regression.as_str()], boxes.len(), 4, net.name)?;
         let score = rows(&outputs[net.score.as_str()], boxes.len(), 2, net.name)?;
-        t.rnet_ms += ms_since(start);
+        t.add("rnet", ms_since(start));
 
         let start = Instant::now();
         let threshold = self.params.thresholds[1];
@@ -361,7 +309,7 @@ impl Mtcnn {
             .into_iter()
             .map(|i| square(regress(passed[i].0, passed[i].2)))
             .collect();
-        t.postprocess_ms += ms_since(start);
+        t.add("postprocess", ms_since(start));
         Ok(out)
     }
 
@@ -378,7 +326,7 @@ impl Mtcnn {
         let start = Instant::now();
         let boxes: Vec<Bbox> = boxes.into_iter().map(truncate).collect();
         let input = self.crops(image, &boxes, ONET_SIZE)?;
-        t.preprocess_ms += ms_since(start);
+        t.add("preprocess", ms_since(start));
 
         let start = Instant::now();
         let net = &mut self.onet;
@@ -390,7 +338,7 @@ impl Mtcnn {
         let points_name = net.keypoints.as_deref().unwrap_or_default();
         let points = rows(&outputs[points_name], boxes.len(), 10, net.name)?;
         let score = rows(&outputs[net.score.as_str()], boxes.len(), 2, net.name)?;
-        t.onet_ms += ms_since(start);
+        t.add("onet", ms_since(start));
 
         let start = Instant::now();
         let threshold = self.params.thresholds[2];
@@ -414,12 +362,13 @@ impl Mtcnn {
                 bbox: regress(*b, four(&reg[i * 4..i * 4 + 4])),
                 score: s,
                 keypoints,
+                mesh: Vec::new(),
             });
         }
         let (b, s): (Vec<Bbox>, Vec<f64>) = faces.iter().map(|f| (f.bbox, f.score)).unzip();
         let keep = nms(&b, &s, NMS_ONET, Overlap::Min);
         let faces = keep.into_iter().map(|i| faces[i].clone()).collect();
-        t.postprocess_ms += ms_since(start);
+        t.add("postprocess", ms_since(start));
         Ok(faces)
     }
 
@@ -478,6 +427,23 @@ impl Mtcnn {
             }
         }
         Ok(out)
+    }
+}
+
+impl Detector for Mtcnn {
+    fn detect(&mut self, bgr: &Mat) -> Result<(Vec<Face>, StageTimings), DetectError> {
+        self.run_cascade(bgr)
+    }
+
+    fn providers(&self) -> Vec<(String, String)> {
+        [&self.pnet, &self.rnet, &self.onet]
+            .iter()
+            .map(|n| (n.name.to_string(), n.provider.to_string()))
+            .collect()
+    }
+
+    fn set_params(&mut self, params: DetectorConfig) {
+        self.params = params;
     }
 }
 

@@ -20,6 +20,10 @@ pub struct FaceMsg {
     pub bbox: BoxMsg,
     pub score: f64,
     pub keypoints: Keypoints,
+    /// Dense keypoints `[x, y, z]` (a face mesh), from model families that
+    /// have them; absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mesh: Vec<[f64; 3]>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -54,6 +58,17 @@ impl FaceMsg {
         let p = |i: usize| [round2(face.keypoints[i][0]), round2(face.keypoints[i][1])];
         debug_assert_eq!(KEYPOINT_NAMES[4], "mouth_right");
         FaceMsg {
+            mesh: face
+                .mesh
+                .iter()
+                .map(|p| {
+                    [
+                        round2(f64::from(p[0])),
+                        round2(f64::from(p[1])),
+                        round2(f64::from(p[2])),
+                    ]
+                })
+                .collect(),
             bbox: BoxMsg {
                 x: round2(x1),
                 y: round2(y1),
@@ -72,35 +87,65 @@ impl FaceMsg {
     }
 }
 
-/// Time per stage of one frame, milliseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Timings {
-    /// Reading and decoding the frame at the source.
-    pub decode: f64,
-    /// Waiting in the hand-off for inference to be free.
-    pub queue: f64,
-    pub preprocess: f64,
-    pub pnet: f64,
-    pub rnet: f64,
-    pub onet: f64,
-    pub postprocess: f64,
-    /// Capture to the moment the message was built.
-    pub total: f64,
-}
+/// Time per stage of one frame, in milliseconds, in pipeline order:
+/// `decode` (at the source), `queue` (waiting for inference), the
+/// detector's own stages (for MTCNN `preprocess`, `pnet`, `rnet`, `onet`,
+/// `postprocess`) and `total` (capture to message).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timings(pub Vec<(String, f64)>);
 
 impl Timings {
     pub fn new(decode: f64, queue: f64, stages: &StageTimings, total: f64) -> Timings {
         let r = |v: f64| (v * 1000.0).round() / 1000.0;
-        Timings {
-            decode: r(decode),
-            queue: r(queue),
-            preprocess: r(stages.preprocess_ms),
-            pnet: r(stages.pnet_ms),
-            rnet: r(stages.rnet_ms),
-            onet: r(stages.onet_ms),
-            postprocess: r(stages.postprocess_ms),
-            total: r(total),
+        let mut t = vec![
+            ("decode".to_string(), r(decode)),
+            ("queue".to_string(), r(queue)),
+        ];
+        t.extend(stages.iter().map(|(k, v)| (k.to_string(), r(v))));
+        t.push(("total".to_string(), r(total)));
+        Timings(t)
+    }
+
+    /// One stage's time; 0 when it is not there.
+    pub fn get(&self, stage: &str) -> f64 {
+        self.0
+            .iter()
+            .find(|(s, _)| s == stage)
+            .map_or(0.0, |(_, t)| *t)
+    }
+}
+
+impl Serialize for Timings {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
         }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Timings {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Timings;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of stage names to milliseconds")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<Timings, A::Error> {
+                let mut t = Vec::new();
+                while let Some(entry) = access.next_entry::<String, f64>()? {
+                    t.push(entry);
+                }
+                Ok(Timings(t))
+            }
+        }
+        deserializer.deserialize_map(Visit)
     }
 }
 
@@ -203,6 +248,7 @@ mod tests {
                 [7.0, 8.0],
                 [9.004, 10.006],
             ],
+            mesh: Vec::new(),
         }
     }
 
@@ -223,6 +269,7 @@ mod tests {
         let json = serde_json::to_value(&f).unwrap();
         assert_eq!(json["box"]["w"], 40.0);
         assert_eq!(json["keypoints"]["left_eye"][1], 2.0);
+        assert!(json.get("mesh").is_none());
     }
 
     #[test]
@@ -234,7 +281,7 @@ mod tests {
             height: 480,
             dropped: 2,
             missed: 0,
-            timings_ms: Timings::default(),
+            timings_ms: Timings::new(1.0, 2.0, &StageTimings::new(&["pnet"]), 9.0),
             faces: vec![FaceMsg::new(&face(), 640, 480)],
             jpeg: None,
         });
@@ -244,6 +291,12 @@ mod tests {
         assert_eq!(v["type"], "frame");
         assert_eq!(v["seq"], 7);
         assert!(v.get("jpeg").is_none());
+        // Stages appear in pipeline order on the wire.
+        let at: Vec<usize> = ["\"decode\"", "\"queue\"", "\"pnet\"", "\"total\""]
+            .iter()
+            .map(|k| line.find(k).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
         assert_eq!(serde_json::from_str::<ServerMsg>(&line).unwrap(), msg);
     }
 
