@@ -163,28 +163,20 @@ fn stalled_client_misses_frames_without_slowing_others() {
     let (mut stalled, mut stalled_r) = connect(&d);
     writeln!(stalled, "{{\"type\":\"subscribe\",\"jpeg\":true}}").unwrap();
 
+    // The fast client reads 40 frames while the other one stalls: more than
+    // the stalled client's buffers (16 messages plus what the socket holds)
+    // can absorb. No time limit: a loaded machine is slower, not wrong.
     let (_s, mut fast) = connect(&d);
-    let first = next_frame(&mut fast);
-    let start = Instant::now();
-    let mut last = first.seq;
-    let mut count = 0;
-    while start.elapsed() < Duration::from_secs(6) {
+    let mut last = next_frame(&mut fast).seq;
+    for _ in 0..40 {
         let f = next_frame(&mut fast);
-        assert!(f.seq > last);
+        assert!(f.seq > last, "frames out of order");
         last = f.seq;
-        count += 1;
     }
-    // The daemon processes several frames a second on two cores; a fast
-    // client keeps receiving them all the while.
-    assert!(
-        count >= 10,
-        "fast client got only {count} frames in 6 s:\n{}",
-        d.log()
-    );
 
     // The stalled client, once it reads again, is told what it missed.
     let mut missed = 0;
-    for _ in 0..40 {
+    for _ in 0..60 {
         let f = next_frame(&mut stalled_r);
         missed += f.missed;
         if missed > 0 {
@@ -215,7 +207,7 @@ fn many_clients_at_once_all_get_frames() {
     }
     // Slots of the departed clients free up as their tasks notice; a client
     // may be refused for a moment ("too many clients"), never for long.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut out = Vec::new();
         match kao::watch::watch(&d.socket, Some(2), true, &mut out) {
