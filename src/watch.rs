@@ -98,15 +98,73 @@ fn describe_frame(f: &FrameMsg) -> String {
     if f.dropped > 0 || f.missed > 0 {
         s.push_str(&format!("  (dropped {}, missed {})", f.dropped, f.missed));
     }
+    // One line per message, faces separated by `|`, so the output greps
+    // and pipes well.
     for face in &f.faces {
         let b = &face.bbox;
         let k = &face.keypoints;
+        let p = |v: [f64; 2]| format!("{:.0},{:.0}", v[0], v[1]);
         s.push_str(&format!(
-            "\n    {:.3} box {:.0},{:.0} {:.0}x{:.0}  left_eye {:.0},{:.0} right_eye {:.0},{:.0} nose {:.0},{:.0} mouth_left {:.0},{:.0} mouth_right {:.0},{:.0}",
-            face.score, b.x, b.y, b.w, b.h,
-            k.left_eye[0], k.left_eye[1], k.right_eye[0], k.right_eye[1], k.nose[0], k.nose[1],
-            k.mouth_left[0], k.mouth_left[1], k.mouth_right[0], k.mouth_right[1]
+            "  | {:.3} box {:.0},{:.0} {:.0}x{:.0} left_eye {} right_eye {} nose {} mouth_left {} mouth_right {}",
+            face.score,
+            b.x,
+            b.y,
+            b.w,
+            b.h,
+            p(k.left_eye),
+            p(k.right_eye),
+            p(k.nose),
+            p(k.mouth_left),
+            p(k.mouth_right)
         ));
+        if !face.mesh.is_empty() {
+            s.push_str(&format!(" mesh {} points", face.mesh.len()));
+        }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::protocol::{BoxMsg, FaceMsg, Keypoints, Timings};
+
+    #[test]
+    fn a_frame_is_one_readable_line() {
+        let face = FaceMsg {
+            bbox: BoxMsg {
+                x: 10.0,
+                y: 20.0,
+                w: 30.0,
+                h: 40.0,
+            },
+            score: 0.99,
+            keypoints: Keypoints {
+                left_eye: [15.0, 30.0],
+                right_eye: [25.0, 30.0],
+                nose: [20.0, 40.0],
+                mouth_left: [16.0, 50.0],
+                mouth_right: [24.0, 50.0],
+            },
+            mesh: Vec::new(),
+        };
+        let f = FrameMsg {
+            seq: 5,
+            captured_at_ms: 0.0,
+            width: 640,
+            height: 480,
+            dropped: 1,
+            missed: 0,
+            timings_ms: Timings(vec![("total".into(), 12.5)]),
+            faces: vec![face.clone(), face],
+            jpeg: None,
+        };
+        let line = describe(&ServerMsg::Frame(f)).unwrap();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains("2 faces") && line.contains("12.5 ms"),
+            "{line}"
+        );
+        assert_eq!(line.matches("left_eye 15,30").count(), 2, "{line}");
+    }
 }
