@@ -50,6 +50,13 @@ impl Notifier {
         }
     }
 
+    /// A notifier that sends to a socket file (as `$NOTIFY_SOCKET=path` would).
+    pub fn to_path(path: &std::path::Path) -> std::io::Result<Notifier> {
+        Ok(Notifier {
+            socket: Some((UnixDatagram::unbound()?, Address::Path(path.to_owned()))),
+        })
+    }
+
     /// A notifier that sends nothing.
     pub fn disabled() -> Notifier {
         Notifier { socket: None }
@@ -134,6 +141,15 @@ impl Watchdog {
             every: interval / 2,
             last: Mutex::new(None),
         })
+    }
+
+    /// A watchdog with systemd's `interval`, pinging through `notifier`.
+    pub fn new(notifier: Notifier, interval: Duration) -> Watchdog {
+        Watchdog {
+            notifier,
+            every: interval / 2,
+            last: Mutex::new(None),
+        }
     }
 
     /// Records progress; pings systemd when half an interval has passed.
