@@ -116,8 +116,7 @@ fn systemd_is_told_ready_status_watchdog_and_stopping() {
     assert!(got.contains(&"READY=1".to_string()), "{got:?}");
     let status = got
         .iter()
-        .filter(|m| m.starts_with("STATUS="))
-        .next_back()
+        .rfind(|m| m.starts_with("STATUS="))
         .unwrap_or_else(|| panic!("no STATUS in {got:?}"));
     assert!(
         status.contains("source up") && status.contains("fps"),
