@@ -216,6 +216,7 @@ fn serve(
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let signals = kao::service::Signals::listen().context("cannot listen for signals")?;
         let (listener, socket_file) = kao::publish::bind(&socket_path)?;
         let status = std::sync::Arc::new(kao::status::Status::new(&config.source.uri));
         let hub = Hub::new(info).with_status(status.clone());
@@ -255,7 +256,7 @@ fn serve(
             status,
             notifier: notify::Notifier::from_env(),
         };
-        let pipeline = service.run().await;
+        let pipeline = service.run(signals).await;
         info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(1), server).await;

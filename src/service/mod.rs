@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, ConfigError};
@@ -89,6 +89,26 @@ pub fn server_info(config: &Config, manifest: &Manifest, detector: &dyn Detector
     }
 }
 
+/// The signals kao handles, listened for from as early as possible: until
+/// they are, SIGTERM and SIGHUP would end the process on the spot, leaving
+/// its socket file behind.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Must be called inside the tokio runtime.
+    pub fn listen() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// The running daemon, between start and stop.
 pub struct Service {
     pub config: Config,
@@ -103,20 +123,12 @@ pub struct Service {
 impl Service {
     /// Serves until SIGTERM or SIGINT, reloading on SIGHUP. Returns the
     /// pipeline, still running, for the caller to stop.
-    pub async fn run(mut self) -> Pipeline {
-        let signals = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        );
-        let (mut term, mut int, mut hup) = match signals {
-            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
-            _ => {
-                error!("cannot listen for signals; stopping at Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-                return self.pipeline;
-            }
-        };
+    pub async fn run(mut self, signals: Signals) -> Pipeline {
+        let Signals {
+            mut term,
+            mut int,
+            mut hup,
+        } = signals;
         self.notifier.ready();
         let mut tick = tokio::time::interval(STATUS_EVERY);
         let mut last = (Instant::now(), 0u64);
