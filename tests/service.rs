@@ -759,3 +759,52 @@ fn memory_stays_flat_over_a_long_run() {
         "RSS grew from {warm} KiB to {last} KiB"
     );
 }
+
+/// A detector that fails every other frame: those are logged, counted and
+/// skipped, and the others still reach clients.
+#[test]
+fn a_frame_that_fails_inference_is_skipped_and_counted() {
+    use kao::inference::{DetectError, Detector, Face, StageTimings};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    struct Flaky(u32);
+    impl Detector for Flaky {
+        fn detect(
+            &mut self,
+            _: &opencv::core::Mat,
+        ) -> Result<(Vec<Face>, StageTimings), DetectError> {
+            self.0 += 1;
+            if self.0 % 2 == 0 {
+                return Err(DetectError::BadFrame("every other frame".into()));
+            }
+            Ok((Vec::new(), StageTimings::default()))
+        }
+        fn providers(&self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn set_params(&mut self, _: kao::config::DetectorConfig) {}
+    }
+
+    let images = folder_with(&[("a.jpg", Path::new(MESSI))]);
+    let mut config = common::config();
+    config.source.uri = images.path().display().to_string();
+    config.source.image_fps = 50.0;
+    config.source.realtime = true;
+    let status = Arc::new(kao::status::Status::new(&config.source.uri));
+    let hub = kao::publish::Hub::new(Default::default());
+    let pipeline =
+        kao::pipeline::Pipeline::start(&config, Box::new(Flaky(0)), hub, status.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status.get(&status.frames_processed) < 10 {
+        assert!(Instant::now() < deadline, "pipeline stopped processing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pipeline.stop();
+    let failed = status.frames_failed.load(Ordering::Relaxed);
+    let processed = status.get(&status.frames_processed);
+    assert!(
+        failed + 1 >= processed && failed <= processed + 1,
+        "failed {failed}, processed {processed}"
+    );
+}
