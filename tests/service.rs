@@ -775,7 +775,7 @@ fn a_frame_that_fails_inference_is_skipped_and_counted() {
             _: &opencv::core::Mat,
         ) -> Result<(Vec<Face>, StageTimings), DetectError> {
             self.0 += 1;
-            if self.0 % 2 == 0 {
+            if self.0.is_multiple_of(2) {
                 return Err(DetectError::BadFrame("every other frame".into()));
             }
             Ok((Vec::new(), StageTimings::default()))
