@@ -24,6 +24,9 @@ Exit codes:
 
 Logging: set KAO_LOG (e.g. KAO_LOG=debug) to change the level; logs go to stderr.";
 
+/// How long a stop waits for a frame in the middle of inference.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// kao (顔): real-time face detection and keypoints, served over a local socket.
 #[derive(Parser)]
 #[command(version, about, after_help = EXIT_CODES)]
@@ -258,12 +261,17 @@ fn serve(
         };
         let pipeline = service.run(signals).await;
         info!("shutting down");
+        // Clients are told and the socket goes first; then the threads,
+        // which may be in the middle of a frame.
         let _ = stop_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
-        tokio::task::spawn_blocking(move || pipeline.stop())
-            .await
-            .ok();
+        let _ = tokio::time::timeout(Duration::from_millis(600), server).await;
         drop(socket_file);
+        if !tokio::task::block_in_place(|| pipeline.stop_within(STOP_GRACE)) {
+            tracing::warn!(
+                grace_s = STOP_GRACE.as_secs_f64(),
+                "inference still busy; exiting without it"
+            );
+        }
         info!("stopped");
         Ok::<u8, Failure>(0)
     })

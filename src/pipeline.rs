@@ -119,6 +119,20 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Stops both threads, waiting at most `grace` for them (a frame in
+    /// the middle of inference is finished first). False when they were
+    /// still busy; they end with the process.
+    pub fn stop_within(self, grace: Duration) -> bool {
+        let (done, finished) = crossbeam_channel::bounded(1);
+        let stopper = std::thread::Builder::new()
+            .name("kao-stop".into())
+            .spawn(move || {
+                drop(self.stop());
+                let _ = done.send(());
+            });
+        stopper.is_ok() && finished.recv_timeout(grace).is_ok()
+    }
+
     /// Stops both threads and returns the detector.
     pub fn stop(mut self) -> Option<Box<dyn Detector>> {
         self.stop.store(true, Ordering::Relaxed);

@@ -225,8 +225,10 @@ fn sigterm_and_sigint_stop_within_a_second_telling_clients() {
             took.as_secs_f64() * 1000.0
         );
         assert!(status.success(), "{status}");
-        // A second is the goal; the margin is for a loaded CI machine.
-        assert!(took < Duration::from_secs(3), "took {took:?}");
+        // Well under a second on an idle machine (a frame in inference is
+        // finished first); the margin is for a loaded CI machine, and is
+        // the unit's TimeoutStopSec.
+        assert!(took < Duration::from_secs(5), "took {took:?}");
         assert!(!d.socket.exists(), "socket file left behind");
         assert!(
             !Path::new(&format!("/proc/{pid}")).exists(),
