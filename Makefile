@@ -5,7 +5,7 @@
 # to build and is built once.
 
 CARGO ?= cargo
-.PHONY: setup build demo test fmt-check clippy unit fixtures
+.PHONY: setup build demo test fmt-check clippy unit fixtures service-check fuzz-short fuzz install
 
 setup:
 	./scripts/setup.sh
@@ -25,7 +25,38 @@ clippy: setup
 unit: setup
 	$(CARGO) test --release --locked
 
-test: fmt-check clippy unit
+test: fmt-check clippy unit service-check fuzz-short
+
+# The systemd unit as installed, checked by systemd itself: the unit in the
+# repository (with ExecStart pointing at the built binary, since verify wants
+# it to exist) and the files the installer stages.
+service-check: build
+	@stage=$$(mktemp -d) && trap 'rm -rf "$$stage"' EXIT && \
+	sed 's|/usr/local/bin/kao|$(CURDIR)/target/release/kao|' systemd/kao.service > "$$stage/kao.service" && \
+	systemd-analyze verify "$$stage/kao.service" && \
+	./scripts/install-service.sh --destdir "$$stage/root" >/dev/null && \
+	sed 's|/usr/local/bin/kao|'"$$stage/root"'/usr/local/bin/kao|' "$$stage/root/etc/systemd/system/kao.service" > "$$stage/installed.service" && \
+	systemd-analyze verify "$$stage/installed.service" && \
+	systemd-analyze security --offline=yes --threshold=20 "$$stage/kao.service" | tail -1
+
+# Fuzzing with libFuzzer (cargo-fuzz). The machine has stable Rust only;
+# RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags to the stable
+# compiler. No sanitizer (-s none): the targets are safe Rust, and the
+# sanitizer runtimes are nightly-only. New inputs that find new paths are
+# kept in fuzz/corpus/ (commit them); `cargo test` replays the corpus.
+FUZZ_SECONDS ?= 60
+FUZZ = cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+fuzz-short: setup
+	$(FUZZ) run --release -s none protocol corpus/protocol -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192
+	$(FUZZ) run --release -s none config corpus/config -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192
+
+# Longer runs by hand: make fuzz FUZZ_SECONDS=3600
+fuzz: fuzz-short
+
+# Installs the service (as root): binary, models, ONNX Runtime, /etc/kao,
+# the unit and the `kao` user. See docs/SERVICE.md.
+install: build
+	./scripts/install-service.sh
 
 # Regenerates tests/fixtures/mtcnn_reference.json with the reference
 # implementation (Python, in a private venv under .cache/).

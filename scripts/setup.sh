@@ -8,7 +8,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # What the opencv crate needs to build (OpenCV 4.6 headers, libclang for its
 # binding generator, pkg-config), and opencv-doc for the sample video
 # (examples/data/Megamind.avi) and photo (messi5.jpg).
-packages=(libopencv-dev clang libclang-dev pkg-config opencv-doc)
+# systemd for `systemd-analyze verify` of the unit (make service-check), even
+# where systemd is not the init (containers).
+packages=(libopencv-dev clang libclang-dev pkg-config opencv-doc systemd)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,5 +31,11 @@ case "$v" in
   4.6.*) ;;
   *) echo "setup: warning: OpenCV $v found; kao is tested with 4.6 (Debian 12)" >&2 ;;
 esac
+
+# cargo-fuzz for the short fuzz pass of `make test`.
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "setup: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked
+fi
 
 "$root/scripts/fetch-assets.sh"

@@ -29,6 +29,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub source: SourceConfig,
+    pub source_retry: RetryConfig,
     pub runtime: RuntimeConfig,
     pub models: ModelsConfig,
     pub detector: DetectorConfig,
@@ -36,7 +37,7 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
     /// What to read: a video file, a folder of images, an image, a stream URL
@@ -67,7 +68,29 @@ impl Default for SourceConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What kao does when the source fails, vanishes or stalls: it reports the
+/// source as lost and opens it again, waiting `initial_s` before the first
+/// try and doubling the wait up to `max_s`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub initial_s: f64,
+    pub max_s: f64,
+    /// A live source that delivers no frame for this long is reported lost.
+    pub stall_timeout_s: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_s: 1.0,
+            max_s: 30.0,
+            stall_timeout_s: 10.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// Path of `libonnxruntime.so`. Empty: `ORT_DYLIB_PATH`, then the copy
@@ -90,7 +113,7 @@ impl Default for RuntimeConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
     /// Manifest of the detector model; its files are found beside it.
@@ -220,6 +243,28 @@ impl Config {
             return Err(invalid(
                 "source.image_fps",
                 format!("must be in (0, 1000], got {}", self.source.image_fps),
+            ));
+        }
+        let r = &self.source_retry;
+        for (key, v) in [
+            ("source_retry.initial_s", r.initial_s),
+            ("source_retry.max_s", r.max_s),
+            ("source_retry.stall_timeout_s", r.stall_timeout_s),
+        ] {
+            if !(v > 0.0 && v <= 3600.0) {
+                return Err(invalid(
+                    key,
+                    format!("must be in (0, 3600] seconds, got {v}"),
+                ));
+            }
+        }
+        if r.max_s < r.initial_s {
+            return Err(invalid(
+                "source_retry.max_s",
+                format!(
+                    "must be at least initial_s ({}), got {}",
+                    r.initial_s, r.max_s
+                ),
             ));
         }
         if self.publish.max_clients == 0 {

@@ -14,6 +14,7 @@ pub mod inference;
 pub mod models;
 pub mod pipeline;
 pub mod publish;
+pub mod service;
 pub mod stats;
 pub mod status;
 pub mod watch;

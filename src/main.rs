@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tracing::{error, info};
+use tracing::info;
 
 use kao::config::Config;
 use kao::inference::Detector;
 use kao::models::Manifest;
 use kao::publish::protocol::FaceMsg;
-use kao::publish::{Hub, ServerInfo};
+use kao::publish::Hub;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -23,6 +23,9 @@ Exit codes:
   3  ONNX Runtime or model files missing or wrong (run scripts/fetch-assets.sh)
 
 Logging: set KAO_LOG (e.g. KAO_LOG=debug) to change the level; logs go to stderr.";
+
+/// How long a stop waits for a frame in the middle of inference.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// kao (顔): real-time face detection and keypoints, served over a local socket.
 #[derive(Parser)]
@@ -49,6 +52,20 @@ enum Command {
         /// Validate the configuration, models and source, then exit.
         #[arg(long)]
         check: bool,
+    },
+    /// Check a configuration file (keys, values, models, source) without starting.
+    CheckConfig {
+        /// The file to check, e.g. /etc/kao/kao.toml.
+        file: PathBuf,
+    },
+    /// Ask the running daemon how it is doing: source, fps, frames, clients.
+    Status {
+        /// Socket of the daemon (default as for `serve`).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Print the raw JSON answer.
+        #[arg(long)]
+        json: bool,
     },
     /// Connect to a running daemon and print what it publishes.
     Watch {
@@ -142,6 +159,8 @@ fn main() -> ExitCode {
             config,
         } => detect(&images, json, annotate, config),
         Command::Models { config } => models(config),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Status { socket, json } => status(socket, json),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -182,13 +201,9 @@ fn serve(
     socket: Option<PathBuf>,
     check: bool,
 ) -> Result<u8, Failure> {
-    let mut config = load_config(config_path.as_deref())?;
-    if let Some(s) = source {
-        config.source.uri = s;
-    }
-    if let Some(s) = socket {
-        config.publish.socket = s.display().to_string();
-    }
+    use kao::service::{notify, Overrides, Service};
+    let overrides = Overrides { source, socket };
+    let config = kao::service::load_config(config_path.as_deref(), &overrides)?;
     let (manifest, detector) = load_detector(&config)?;
     if check {
         kao::capture::classify(&config.source.uri)?;
@@ -196,11 +211,7 @@ fn serve(
         return Ok(0);
     }
     let socket_path = config.socket_path();
-    let info = ServerInfo {
-        source: config.source.uri.clone(),
-        model: format!("{} ({})", manifest.name, manifest.family),
-        providers: detector.providers().into_iter().collect(),
-    };
+    let info = kao::service::server_info(&config, &manifest, detector.as_ref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -208,8 +219,10 @@ fn serve(
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let signals = kao::service::Signals::listen().context("cannot listen for signals")?;
         let (listener, socket_file) = kao::publish::bind(&socket_path)?;
-        let hub = Hub::new(info);
+        let status = std::sync::Arc::new(kao::status::Status::new(&config.source.uri));
+        let hub = Hub::new(info).with_status(status.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(kao::publish::serve(
             listener,
@@ -217,9 +230,15 @@ fn serve(
             config.publish.max_clients,
             stop_rx,
         ));
-        let status = std::sync::Arc::new(kao::status::Status::new(&config.source.uri));
         let pipeline =
             kao::pipeline::Pipeline::start(&config, detector, hub.clone(), status.clone())?;
+        if let Some(watchdog) = notify::Watchdog::from_env() {
+            info!(
+                interval_s = watchdog.interval().as_secs_f64(),
+                "systemd watchdog on"
+            );
+            pipeline.set_watchdog(watchdog);
+        }
         info!(socket = %socket_file.path().display(), source = %config.source.uri, "serving");
         println!(
             "kao: serving {} on {}",
@@ -231,34 +250,64 @@ fn serve(
             socket_file.path().display()
         );
 
-        wait_for_signal().await;
+        let service = Service {
+            config,
+            config_path,
+            overrides,
+            hub,
+            pipeline,
+            status,
+            notifier: notify::Notifier::from_env(),
+        };
+        let pipeline = service.run(signals).await;
         info!("shutting down");
+        // Clients are told and the socket goes first; then the threads,
+        // which may be in the middle of a frame.
         let _ = stop_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
-        tokio::task::spawn_blocking(move || pipeline.stop())
-            .await
-            .ok();
+        let _ = tokio::time::timeout(Duration::from_millis(600), server).await;
         drop(socket_file);
+        if !tokio::task::block_in_place(|| pipeline.stop_within(STOP_GRACE)) {
+            tracing::warn!(
+                grace_s = STOP_GRACE.as_secs_f64(),
+                "inference still busy; exiting without it"
+            );
+        }
         info!("stopped");
         Ok::<u8, Failure>(0)
     })
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            error!(cause = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "signal received"),
-        _ = term.recv() => info!(signal = "SIGTERM", "signal received"),
+/// `kao check-config FILE`: everything `serve` checks before it starts.
+fn check_config(file: &Path) -> Result<u8, Failure> {
+    let config = Config::load(file)?;
+    let (manifest, detector) = load_detector(&config)?;
+    kao::capture::classify(&config.source.uri)?;
+    let providers: Vec<String> = detector
+        .providers()
+        .iter()
+        .map(|(m, p)| format!("{m}={p}"))
+        .collect();
+    println!(
+        "{}: fine (source {}, model {}, providers {})",
+        file.display(),
+        config.source.uri,
+        manifest.name,
+        providers.join(" ")
+    );
+    Ok(0)
+}
+
+/// `kao status`: asks the running daemon.
+fn status(socket: Option<PathBuf>, json: bool) -> Result<u8, Failure> {
+    let socket = socket.unwrap_or_else(kao::config::default_socket_path);
+    let report = kao::watch::query_status(&socket)?;
+    if json {
+        let text = serde_json::to_string(&report).context("encoding the status")?;
+        println!("{text}");
+    } else {
+        println!("{}", kao::watch::describe_status(&report));
     }
+    Ok(0)
 }
 
 fn watch(socket: Option<PathBuf>, frames: Option<u64>, json: bool) -> Result<u8, Failure> {

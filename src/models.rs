@@ -28,8 +28,12 @@ pub enum ModelError {
         family: String,
         role: &'static str,
     },
-    #[error("model file {path} is missing; run `{fetch}` to fetch it")]
-    Missing { path: PathBuf, fetch: String },
+    #[error("model file {path} (sha256 {expected}) is missing; run `{fetch}` to fetch it")]
+    Missing {
+        path: PathBuf,
+        expected: String,
+        fetch: String,
+    },
     #[error("model file {path}: cannot read it: {source}")]
     Read {
         path: PathBuf,
@@ -144,6 +148,7 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ModelError::Missing {
                     path,
+                    expected,
                     fetch: self.fetch.clone(),
                 })
             }
@@ -226,6 +231,8 @@ mod tests {
         assert!(err.contains("scripts/fetch-assets.sh"), "{err}");
         let err = m.read_verified("rnet").unwrap_err().to_string();
         assert!(err.contains("missing"), "{err}");
+        assert!(err.contains(&m.role("rnet").sha256), "{err}");
+        assert!(err.contains("scripts/fetch-assets.sh"), "{err}");
     }
 
     #[test]

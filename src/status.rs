@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Upper bounds (ms) of the latency histogram buckets, Prometheus-style.
 pub const LATENCY_BUCKETS_MS: [f64; 14] = [
@@ -15,7 +15,7 @@ pub const LATENCY_BUCKETS_MS: [f64; 14] = [
 ];
 
 /// Where the source stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceState {
     /// Being opened.
@@ -28,7 +28,19 @@ pub enum SourceState {
     Ended,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl SourceState {
+    /// The name used in messages, logs and `systemctl status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Starting => "starting",
+            SourceState::Up => "up",
+            SourceState::Lost => "lost",
+            SourceState::Ended => "ended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceStatus {
     pub state: SourceState,
     pub uri: String,
@@ -110,6 +122,16 @@ impl Status {
 
     pub fn source(&self) -> SourceStatus {
         lock(&self.source).clone()
+    }
+
+    /// The source's state alone, without copying its strings.
+    pub fn source_state(&self) -> SourceState {
+        lock(&self.source).state
+    }
+
+    /// Points the status at a new source (after a reload).
+    pub fn set_source_uri(&self, uri: &str) {
+        lock(&self.source).uri = uri.into();
     }
 
     /// Records one processed frame.

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use crate::publish::protocol::{ClientMsg, FrameMsg, ServerMsg};
+use crate::publish::protocol::{ClientMsg, FrameMsg, ServerMsg, StatusReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -63,6 +63,59 @@ pub fn watch(
     Err(WatchError::Closed(seen))
 }
 
+/// How long `kao status` waits for the daemon's answer.
+pub const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Asks a running daemon for its status (`kao status`).
+pub fn query_status(socket: &Path) -> Result<StatusReport, WatchError> {
+    let stream = UnixStream::connect(socket).map_err(|source| WatchError::Connect {
+        path: socket.display().to_string(),
+        source,
+    })?;
+    stream.set_read_timeout(Some(STATUS_TIMEOUT))?;
+    stream.set_write_timeout(Some(STATUS_TIMEOUT))?;
+    let mut writer = stream.try_clone()?;
+    let request = serde_json::to_string(&ClientMsg::Status).expect("serialisable");
+    writeln!(writer, "{request}")?;
+    // Frames and events may come first; the answer follows soon after.
+    for line in BufReader::new(stream).lines() {
+        let line = line?;
+        let msg: ServerMsg = serde_json::from_str(&line)
+            .map_err(|e| WatchError::Protocol(format!("{e}: {line:.200}")))?;
+        match msg {
+            ServerMsg::Status(report) => return Ok(*report),
+            ServerMsg::Error { message } => return Err(WatchError::Refused(message)),
+            ServerMsg::Bye { .. } => return Err(WatchError::Closed(0)),
+            _ => {}
+        }
+    }
+    Err(WatchError::Closed(0))
+}
+
+/// The status report as lines for people.
+pub fn describe_status(r: &StatusReport) -> String {
+    let providers: Vec<String> = r
+        .providers
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "source:    {} ({}) {}\nfps:       {:.1}\nframes:    {} processed, {} captured, {} dropped, {} failed\nclients:   {}\nmodel:     {}\nproviders: {}\nuptime:    {:.0} s",
+        r.source.state.name(),
+        r.source.uri,
+        r.source.detail,
+        r.fps,
+        r.frames_processed,
+        r.frames_captured,
+        r.frames_dropped,
+        r.frames_failed,
+        r.clients,
+        r.model,
+        providers.join(" "),
+        r.uptime_s
+    )
+}
+
 /// A human-readable line for a message.
 pub fn describe(msg: &ServerMsg) -> Option<String> {
     Some(match msg {
@@ -80,6 +133,7 @@ pub fn describe(msg: &ServerMsg) -> Option<String> {
         ServerMsg::Frame(f) => describe_frame(f),
         ServerMsg::Source { state, detail } => format!("source {state}: {detail}"),
         ServerMsg::Pong => return None,
+        ServerMsg::Status(report) => describe_status(report),
         ServerMsg::Error { message } => format!("error from daemon: {message}"),
         ServerMsg::Bye { reason } => format!("daemon says goodbye: {reason}"),
     })

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 pub use handoff::{handoff, Handoff, HandoffReceiver, Next};
 
-use crate::config::SourceConfig;
+use crate::config::{RetryConfig, SourceConfig};
 use crate::frame::Frame;
 use crate::status::{SourceState, Status};
 
@@ -129,20 +129,23 @@ pub struct Capture {
 impl Capture {
     /// Opens the configured source on a thread of its own and starts
     /// handing frames to `out`. Fails, with the thread gone, when the
-    /// source cannot be opened.
+    /// source cannot be opened at all; once it has been opened, a failing
+    /// source is reported lost and opened again with backoff (`retry`).
     pub fn start(
         config: &SourceConfig,
+        retry: &RetryConfig,
         out: Handoff,
         status: Arc<Status>,
     ) -> Result<Capture, CaptureError> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let config = config.clone();
+        let retry = retry.clone();
         let (opened_tx, opened_rx) = crossbeam_channel::bounded(1);
         let thread = std::thread::Builder::new()
             .name("kao-capture".into())
             .spawn(move || {
-                let mut source = match open(&config) {
+                let source = match open(&config) {
                     Ok(source) => {
                         status.set_source(SourceState::Up, "open");
                         let _ = opened_tx.send(Ok(()));
@@ -154,14 +157,7 @@ impl Capture {
                         return;
                     }
                 };
-                run(
-                    source.as_mut(),
-                    config.realtime,
-                    config.loop_at_end,
-                    out,
-                    &flag,
-                    &status,
-                )
+                supervise(source, &config, &retry, out, &flag, &status)
             })
             .map_err(|e| CaptureError::Camera(format!("cannot start the capture thread: {e}")))?;
         match opened_rx.recv() {
@@ -197,51 +193,151 @@ impl Drop for Capture {
     }
 }
 
-/// The capture loop: read, stamp, hand off, pace.
+/// How one spell of reading a source finished.
+enum Outcome {
+    /// Asked to stop.
+    Stopped,
+    /// A file or folder reached its end and is not looped.
+    Ended,
+    /// The source failed or vanished; it may come back.
+    Lost { reason: String, frames: u64 },
+}
+
+/// Reads the source, and whenever it is lost opens it again, waiting longer
+/// after each failed try (up to `retry.max_s`), until stopped or ended.
 /// Dropping `out` at the end tells inference that the source has ended.
-fn run(
-    source: &mut dyn Source,
-    realtime: bool,
-    loop_at_end: bool,
+fn supervise(
+    first: Box<dyn Source>,
+    config: &SourceConfig,
+    retry: &RetryConfig,
     out: Handoff,
     stop: &AtomicBool,
     status: &Status,
 ) {
+    let initial = Duration::from_secs_f64(retry.initial_s);
+    let max = Duration::from_secs_f64(retry.max_s);
+    let mut wait = initial;
+    let mut source = Some(first);
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut current = match source.take() {
+            Some(s) => s,
+            None => match open(config) {
+                Ok(s) => {
+                    info!(source = %config.uri, "source is back");
+                    status.set_source(SourceState::Up, "open again");
+                    s
+                }
+                Err(err) => {
+                    warn!(source = %config.uri, cause = %err, retry_in_s = wait.as_secs_f64(), "source still lost");
+                    status.set_source(SourceState::Lost, err.to_string());
+                    sleep_unless_stopped(wait, stop);
+                    wait = (wait * 2).min(max);
+                    continue;
+                }
+            },
+        };
+        match run(current.as_mut(), config, &out, stop, status, &mut seq) {
+            Outcome::Stopped => break,
+            Outcome::Ended => {
+                status.set_source(SourceState::Ended, format!("ended after {seq} frames"));
+                break;
+            }
+            Outcome::Lost { reason, frames } => {
+                // A source that delivered frames before failing starts the
+                // backoff afresh; one that fails at once keeps backing off.
+                if frames > 0 {
+                    wait = initial;
+                }
+                warn!(source = %config.uri, cause = %reason, retry_in_s = wait.as_secs_f64(), "source lost");
+                status.set_source(SourceState::Lost, reason);
+                drop(current);
+                sleep_unless_stopped(wait, stop);
+                wait = (wait * 2).min(max);
+            }
+        }
+    }
+    drop(out);
+    info!(source = %config.uri, "capture stopped");
+}
+
+/// The capture loop: read, stamp, hand off, pace.
+fn run(
+    source: &mut dyn Source,
+    config: &SourceConfig,
+    out: &Handoff,
+    stop: &AtomicBool,
+    status: &Status,
+    seq: &mut u64,
+) -> Outcome {
     let name = source.describe();
     info!(source = %name, "capture started");
-    let interval = if realtime { source.interval() } else { None };
-    let mut seq = 0u64;
+    // Files and folders have an interval; live sources (cameras, streams)
+    // pace themselves and never end on purpose.
+    let live = source.interval().is_none();
+    let interval = if config.realtime {
+        source.interval()
+    } else {
+        None
+    };
+    let mut frames = 0u64;
+    let mut since_rewind = 0u64;
     let mut next_due = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         let image = match source.read() {
             Ok(Some(image)) => image,
-            Ok(None) if loop_at_end && seq > 0 && source.rewind() => {
-                info!(source = %name, "end of source, starting again");
-                continue;
+            Ok(None) if live => {
+                return Outcome::Lost {
+                    reason: format!("{name} stopped delivering frames"),
+                    frames,
+                }
+            }
+            Ok(None) if !config.loop_at_end => {
+                info!(source = %name, frames, "end of source");
+                return Outcome::Ended;
+            }
+            Ok(None) if since_rewind == 0 => {
+                return Outcome::Lost {
+                    reason: format!("{name} has no frames"),
+                    frames,
+                }
             }
             Ok(None) => {
-                info!(source = %name, frames = seq, "end of source");
-                status.set_source(SourceState::Ended, format!("ended after {seq} frames"));
-                break;
+                if !source.rewind() {
+                    return Outcome::Lost {
+                        reason: format!(
+                            "{name} cannot be read again from the start (deleted or moved?)"
+                        ),
+                        frames,
+                    };
+                }
+                info!(source = %name, "end of source, starting again");
+                since_rewind = 0;
+                continue;
             }
             Err(err) => {
-                warn!(source = %name, cause = %err, "source failed");
-                status.set_source(SourceState::Lost, err.to_string());
-                break;
+                return Outcome::Lost {
+                    reason: err.to_string(),
+                    frames,
+                }
             }
         };
         let frame = Frame {
-            seq,
+            seq: *seq,
             captured_at: SystemTime::now(),
             captured: Instant::now(),
             decode: started.elapsed(),
             image,
         };
-        seq += 1;
-        status
-            .frames_captured
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *seq += 1;
+        frames += 1;
+        since_rewind += 1;
+        status.frames_captured.fetch_add(1, Ordering::Relaxed);
+        // A stall noticed by inference, or an earlier loss, is over.
+        if status.source_state() != SourceState::Up {
+            status.set_source(SourceState::Up, "delivering frames");
+        }
         out.push(frame);
         // Files are replayed at their own rate, like a camera would deliver them.
         if let Some(interval) = interval {
@@ -254,8 +350,7 @@ fn run(
             }
         }
     }
-    drop(out);
-    info!(source = %name, "capture stopped");
+    Outcome::Stopped
 }
 
 /// Sleeps in short steps so that a stop request is seen quickly.

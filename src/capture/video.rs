@@ -78,11 +78,22 @@ impl Source for VideoSource {
             .then(|| Duration::from_secs_f64(1.0 / self.fps))
     }
 
+    /// Files are opened again rather than seeked: a file deleted or
+    /// replaced while it played is noticed here, not read from a stale
+    /// handle forever.
     fn rewind(&mut self) -> bool {
-        self.is_file
-            && self
-                .capture
-                .set(videoio::CAP_PROP_POS_FRAMES, 0.0)
-                .unwrap_or(false)
+        if !self.is_file {
+            return false;
+        }
+        match VideoSource::open(&self.uri, true) {
+            Ok(again) => {
+                *self = again;
+                true
+            }
+            Err(err) => {
+                tracing::warn!(cause = %err, "cannot open the video again");
+                false
+            }
+        }
     }
 }

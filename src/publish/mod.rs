@@ -11,7 +11,7 @@ mod socket;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use base64::Engine;
 use opencv::core::Mat;
@@ -21,7 +21,8 @@ pub use server::serve;
 pub use socket::{bind, PublishError, SocketFile};
 
 use crate::inference::Face;
-use protocol::{FrameMsg, ServerMsg};
+use crate::status::Status;
+use protocol::{FrameMsg, ServerMsg, StatusReport};
 
 /// Messages buffered per client before a slow one starts missing them.
 pub const CLIENT_BUFFER: usize = 16;
@@ -92,8 +93,12 @@ pub struct ServerInfo {
 pub struct Hub {
     frames: broadcast::Sender<Arc<Published>>,
     events: broadcast::Sender<ServerMsg>,
-    pub info: Arc<ServerInfo>,
+    /// Replaced on reload (a new source or model), so that clients that
+    /// connect afterwards are greeted with what is running now.
+    info: Arc<RwLock<ServerInfo>>,
     clients: Arc<AtomicUsize>,
+    /// The daemon's figures, for clients that ask for them (`status`).
+    status: Option<Arc<Status>>,
 }
 
 impl Hub {
@@ -101,9 +106,44 @@ impl Hub {
         Hub {
             frames: broadcast::channel(CLIENT_BUFFER).0,
             events: broadcast::channel(CLIENT_BUFFER).0,
-            info: Arc::new(info),
+            info: Arc::new(RwLock::new(info)),
             clients: Arc::new(AtomicUsize::new(0)),
+            status: None,
         }
+    }
+
+    /// Lets clients ask for the daemon's status.
+    pub fn with_status(mut self, status: Arc<Status>) -> Hub {
+        self.status = Some(status);
+        self
+    }
+
+    /// What is running now.
+    pub fn info(&self) -> ServerInfo {
+        self.info.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces what new clients are told (after a reload).
+    pub fn set_info(&self, info: ServerInfo) {
+        *self.info.write().unwrap_or_else(|p| p.into_inner()) = info;
+    }
+
+    /// The answer to a `status` request, from the running figures.
+    pub fn status_report(&self) -> Option<StatusReport> {
+        let status = self.status.as_ref()?;
+        let info = self.info();
+        Some(StatusReport {
+            source: status.source(),
+            fps: (status.fps() * 10.0).round() / 10.0,
+            frames_captured: status.get(&status.frames_captured),
+            frames_processed: status.get(&status.frames_processed),
+            frames_dropped: status.get(&status.frames_dropped),
+            frames_failed: status.get(&status.frames_failed),
+            clients: self.clients(),
+            model: info.model,
+            providers: info.providers,
+            uptime_s: (status.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        })
     }
 
     /// Sends a frame result to every client; never blocks.

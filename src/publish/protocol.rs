@@ -164,13 +164,17 @@ pub enum ServerMsg {
     },
     /// One processed frame.
     Frame(FrameMsg),
-    /// The source changed state: `ended` (file finished, not looping) or
-    /// `failed` (with a reason).
+    /// The source changed state: `up` (delivering frames, again), `lost`
+    /// (failed, vanished or stalled; kao retries with backoff and keeps
+    /// serving), `ended` (a file finished and is not looped). `detail` says
+    /// which source and why.
     Source {
         state: String,
         detail: String,
     },
     Pong,
+    /// The answer to a `status` request.
+    Status(Box<StatusReport>),
     /// Something the client did was refused (a bad request, too many
     /// clients); the server closes the connection after it.
     Error {
@@ -201,6 +205,25 @@ pub struct FrameMsg {
     pub jpeg: Option<String>,
 }
 
+/// The daemon's running figures, as `kao status` prints them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusReport {
+    pub source: crate::status::SourceStatus,
+    /// Processed frames per second over the last summary window.
+    pub fps: f64,
+    pub frames_captured: u64,
+    pub frames_processed: u64,
+    /// Frames dropped because inference was busy (newest frame wins).
+    pub frames_dropped: u64,
+    /// Frames inference failed on (logged and skipped).
+    pub frames_failed: u64,
+    pub clients: usize,
+    pub model: String,
+    /// Provider per network.
+    pub providers: std::collections::BTreeMap<String, String>,
+    pub uptime_s: f64,
+}
+
 /// Everything a client may send.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -211,6 +234,8 @@ pub enum ClientMsg {
         jpeg: bool,
     },
     Ping,
+    /// Asks for a [`StatusReport`]; frames keep coming as before.
+    Status,
 }
 
 impl ClientMsg {
@@ -218,7 +243,7 @@ impl ClientMsg {
     pub fn parse(line: &str) -> Result<ClientMsg, String> {
         serde_json::from_str(line.trim()).map_err(|e| {
             format!(
-                "bad request ({e}); send one JSON object per line, e.g. {{\"type\":\"subscribe\",\"jpeg\":false}} or {{\"type\":\"ping\"}}"
+                "bad request ({e}); send one JSON object per line, e.g. {{\"type\":\"subscribe\",\"jpeg\":false}}, {{\"type\":\"ping\"}} or {{\"type\":\"status\"}}"
             )
         })
     }

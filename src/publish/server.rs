@@ -83,12 +83,13 @@ async fn client(stream: UnixStream, hub: Hub, mut shutdown: watch::Receiver<bool
     let (req_tx, mut requests) = mpsc::channel(4);
     let reader = tokio::spawn(read_requests(read, req_tx));
 
+    let info = hub.info();
     let hello = ServerMsg::Hello {
         protocol: PROTOCOL_VERSION,
         server: format!("kao {}", env!("CARGO_PKG_VERSION")),
-        source: hub.info.source.clone(),
-        model: hub.info.model.clone(),
-        providers: hub.info.providers.clone(),
+        source: info.source,
+        model: info.model,
+        providers: info.providers,
     };
     let mut jpeg = false;
     let mut missed = 0u64;
@@ -106,6 +107,13 @@ async fn client(stream: UnixStream, hub: Hub, mut shutdown: watch::Receiver<bool
             request = requests.recv() => match request {
                 Some(Ok(ClientMsg::Subscribe { jpeg: want })) => jpeg = want,
                 Some(Ok(ClientMsg::Ping)) => ok = send(&mut write, &ServerMsg::Pong.to_line(), &mut shutdown).await,
+                Some(Ok(ClientMsg::Status)) => {
+                    let reply = match hub.status_report() {
+                        Some(report) => ServerMsg::Status(Box::new(report)),
+                        None => ServerMsg::Error { message: "this server keeps no status".into() },
+                    };
+                    ok = send(&mut write, &reply.to_line(), &mut shutdown).await;
+                }
                 Some(Err(message)) => {
                     let _ = send(&mut write, &ServerMsg::Error { message }.to_line(), &mut shutdown).await;
                     break "bad request";

@@ -79,15 +79,40 @@ impl Daemon {
 
     /// Like `start`, on a given socket path; `dir` holds the log.
     pub fn start_at(source: &str, socket: &Path, dir: tempfile::TempDir, extra: &[&str]) -> Daemon {
+        Daemon::start_env(source, socket, dir, extra, &[])
+    }
+
+    /// Like `start_at`, with extra environment variables.
+    pub fn start_env(
+        source: &str,
+        socket: &Path,
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         require(Path::new(source));
+        let mut args = vec!["--source", source];
+        args.extend_from_slice(extra);
+        Daemon::spawn(&args, socket, dir, env)
+    }
+
+    /// `kao serve --socket SOCKET ARGS…` with `env`, once it listens.
+    pub fn spawn(
+        args: &[&str],
+        socket: &Path,
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let socket = socket.to_owned();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let child = std::process::Command::new(kao_bin())
             .current_dir(repo())
-            .args(["serve", "--source", source, "--socket"])
+            .arg("serve")
+            .arg("--socket")
             .arg(&socket)
-            .args(extra)
+            .args(args)
             .env("KAO_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
@@ -111,6 +136,16 @@ impl Daemon {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         d
+    }
+
+    /// Resident memory of the daemon in KiB (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
     }
 
     pub fn log(&self) -> String {
