@@ -46,6 +46,9 @@ enum Command {
         /// Overrides publish.socket.
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// Overrides http.listen, e.g. 127.0.0.1:0 for any free port.
+        #[arg(long, value_name = "ADDR:PORT")]
+        http: Option<String>,
         /// Validate the configuration, models and source, then exit.
         #[arg(long)]
         check: bool,
@@ -128,8 +131,9 @@ fn main() -> ExitCode {
             config,
             source,
             socket,
+            http,
             check,
-        } => serve(config, source, socket, check),
+        } => serve(config, source, socket, http, check),
         Command::Watch {
             socket,
             frames,
@@ -180,6 +184,7 @@ fn serve(
     config_path: Option<PathBuf>,
     source: Option<String>,
     socket: Option<PathBuf>,
+    http: Option<String>,
     check: bool,
 ) -> Result<u8, Failure> {
     let mut config = load_config(config_path.as_deref())?;
@@ -188,6 +193,17 @@ fn serve(
     }
     if let Some(s) = socket {
         config.publish.socket = s.display().to_string();
+    }
+    if let Some(listen) = http {
+        config.http.listen = listen;
+        config
+            .http
+            .validate()
+            .map_err(|(key, problem)| kao::config::ConfigError::Invalid {
+                path: "--http".into(),
+                key,
+                problem,
+            })?;
     }
     let (manifest, detector) = load_detector(&config)?;
     if check {
@@ -200,6 +216,10 @@ fn serve(
         source: config.source.uri.clone(),
         model: format!("{} ({})", manifest.name, manifest.family),
         providers: detector.providers().into_iter().collect(),
+    };
+    let model = kao::http::ModelInfo {
+        name: manifest.name.clone(),
+        family: manifest.family.to_string(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -215,11 +235,15 @@ fn serve(
             listener,
             hub.clone(),
             config.publish.max_clients,
-            stop_rx,
+            stop_rx.clone(),
         ));
         let status = std::sync::Arc::new(kao::status::Status::new(&config.source.uri));
         let pipeline =
             kao::pipeline::Pipeline::start(&config, detector, hub.clone(), status.clone())?;
+        let http = match config.http.enabled {
+            true => Some(kao::http::bind(&config.http.listen).await?),
+            false => None,
+        };
         info!(socket = %socket_file.path().display(), source = %config.source.uri, "serving");
         println!(
             "kao: serving {} on {}",
@@ -230,11 +254,33 @@ fn serve(
             "kao: watch with `kao watch --socket {}`",
             socket_file.path().display()
         );
+        let http = http.map(|listener| {
+            let url = listener.local_addr().map(kao::http::viewer_url);
+            let url = url.unwrap_or_else(|_| config.http.listen.clone());
+            let token = if config.http.token.is_empty() {
+                ""
+            } else {
+                "?token=<http.token>"
+            };
+            info!(url = %url, "viewer");
+            println!("kao: viewer at {url}{token}");
+            let state = kao::http::HttpState::new(
+                &config,
+                hub.clone(),
+                status.clone(),
+                model,
+                stop_rx.clone(),
+            );
+            tokio::spawn(kao::http::serve(listener, state))
+        });
 
         wait_for_signal().await;
         info!("shutting down");
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+        if let Some(http) = http {
+            let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+        }
         tokio::task::spawn_blocking(move || pipeline.stop())
             .await
             .ok();
