@@ -7,8 +7,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 # What the opencv crate needs to build (OpenCV 4.6 headers, libclang for its
 # binding generator, pkg-config), and opencv-doc for the sample video
-# (examples/data/Megamind.avi) and photo (messi5.jpg).
-packages=(libopencv-dev clang libclang-dev pkg-config opencv-doc)
+# (examples/data/Megamind.avi) and photo (messi5.jpg). For the HTTP tests:
+# chromium (the viewer in a real browser) and prometheus (promtool checks
+# /metrics).
+packages=(libopencv-dev clang libclang-dev pkg-config opencv-doc chromium prometheus)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,5 +31,24 @@ case "$v" in
   4.6.*) ;;
   *) echo "setup: warning: OpenCV $v found; kao is tested with 4.6 (Debian 12)" >&2 ;;
 esac
+
+# The browser test drives Debian's chromium with playwright-core, pinned with
+# its integrity hash in tests/browser/package-lock.json and installed there
+# (never a browser download: its install scripts are not run).
+browser="$root/tests/browser"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: node and npm are missing; install Node.js 20 or newer (needed by the browser test)" >&2
+  exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js $(node --version) is too old for playwright-core; install Node.js 20 or newer" >&2
+  exit 1
+fi
+if [ ! -f "$browser/node_modules/.package-lock.json" ] ||
+  [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+  echo "setup: installing playwright-core into tests/browser/node_modules" >&2
+  (cd "$browser" && npm ci --ignore-scripts --no-audit --no-fund)
+fi
 
 "$root/scripts/fetch-assets.sh"

@@ -255,7 +255,7 @@
   $("pause").addEventListener("click", () => {
     state.paused = !state.paused;
     $("pause").setAttribute("aria-pressed", String(state.paused));
-    $("pause").textContent = state.paused ? "▶ Resume" : "⏸ Pause";
+    $("pause").textContent = state.paused ? "Resume" : "Pause";
   });
 
   connect();
