@@ -6,7 +6,9 @@
 // Phases, each reported as one JSON line on stdout:
 //   1. "shown": frames arrive and faces are drawn (page state and canvas
 //      pixels of the overlay colours), pause holds the picture, the
-//      screenshot is written; latency and fps as measured in the page.
+//      screenshots (projector-sized, and phone-sized beside it with
+//      "-phone" in the name) are written; latency and fps as measured in
+//      the page.
 //   2. after the line "stopped" on stdin: the page notices the daemon left.
 //   3. after the line "restarted" on stdin: the page reconnected by itself
 //      and shows frames again.
@@ -110,7 +112,17 @@ try {
   await page.waitForTimeout(500);
   const afterPause = await page.evaluate(() => window.kaoViewer.framesShown);
   await page.click("#pause");
+  // The same page on a phone, upright.
+  const phone = screenshot.replace(/\.png$/, "") + "-phone.png";
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForFunction((n) => window.kaoViewer.framesShown >= n + 3, afterPause, {
+    timeout: WAIT_MS,
+    polling: 100,
+  });
+  await page.screenshot({ path: phone });
+  await page.setViewportSize({ width: 1280, height: 800 });
   report({
+    phone_screenshot: phone,
     phase: "shown",
     url: shownUrl,
     stats,
