@@ -383,6 +383,11 @@ fn many_and_stalled_viewers_lose_frames_but_never_slow_the_pipeline() {
             .unwrap()
     };
 
+    // The pipeline's rate with no viewer, for comparison (reported only).
+    let (t0, p0) = (Instant::now(), processed());
+    std::thread::sleep(Duration::from_secs(5));
+    let alone = (processed() - p0) as f64 / t0.elapsed().as_secs_f64();
+
     // Stalled viewers: they complete the handshake and then read nothing.
     let stalled: Vec<TcpStream> = (0..STALLED)
         .map(|i| {
@@ -409,7 +414,7 @@ fn many_and_stalled_viewers_lose_frames_but_never_slow_the_pipeline() {
     let during = processed() - before;
     let status = get_json(&url, "/api/v1/status", &[]);
     eprintln!(
-        "{VIEWERS} viewers + {STALLED} stalled: pipeline {:.1} frames/s while each viewer received {FRAMES} frames in {secs:.1} s ({:.1} frames/s per viewer)",
+        "pipeline alone {alone:.1} frames/s; with {VIEWERS} viewers + {STALLED} stalled: {:.1} frames/s while each viewer received {FRAMES} frames in {secs:.1} s ({:.1} frames/s per viewer)",
         during as f64 / secs,
         FRAMES as f64 / secs
     );
