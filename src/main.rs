@@ -240,9 +240,10 @@ fn serve(
         let status = std::sync::Arc::new(kao::status::Status::new(&config.source.uri));
         let pipeline =
             kao::pipeline::Pipeline::start(&config, detector, hub.clone(), status.clone())?;
-        let http = match config.http.enabled {
-            true => Some(kao::http::bind(&config.http.listen).await?),
-            false => None,
+        let http = if config.http.enabled {
+            Some(kao::http::bind(&config.http.listen).await?)
+        } else {
+            None
         };
         info!(socket = %socket_file.path().display(), source = %config.source.uri, "serving");
         println!(
@@ -255,15 +256,6 @@ fn serve(
             socket_file.path().display()
         );
         let http = http.map(|listener| {
-            let url = listener.local_addr().map(kao::http::viewer_url);
-            let url = url.unwrap_or_else(|_| config.http.listen.clone());
-            let token = if config.http.token.is_empty() {
-                ""
-            } else {
-                "?token=<http.token>"
-            };
-            info!(url = %url, "viewer");
-            println!("kao: viewer at {url}{token}");
             let state = kao::http::HttpState::new(
                 &config,
                 hub.clone(),
@@ -271,7 +263,7 @@ fn serve(
                 model,
                 stop_rx.clone(),
             );
-            tokio::spawn(kao::http::serve(listener, state))
+            kao::http::start(listener, state, !config.http.token.is_empty())
         });
 
         wait_for_signal().await;

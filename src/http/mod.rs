@@ -18,7 +18,8 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tracing::error;
+use tokio::task::JoinHandle;
+use tracing::{error, info};
 
 use crate::config::Config;
 use crate::publish::Hub;
@@ -121,6 +122,19 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(api::healthz))
         .merge(protected)
         .with_state(state)
+}
+
+/// Says where the viewer is (log and stdout, never the token itself) and
+/// serves on a task of its own until shutdown.
+pub fn start(listener: TcpListener, state: HttpState, token: bool) -> JoinHandle<()> {
+    let url = match listener.local_addr() {
+        Ok(local) => viewer_url(local),
+        Err(_) => "(address unknown)".into(),
+    };
+    let token = if token { "?token=<http.token>" } else { "" };
+    info!(url = %url, "viewer");
+    println!("kao: viewer at {url}{token}");
+    tokio::spawn(serve(listener, state))
 }
 
 /// Serves until `shutdown` turns true.
