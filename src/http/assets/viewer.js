@@ -240,7 +240,9 @@
         headers: token ? { Authorization: "Bearer " + token } : {},
         cache: "no-store",
       });
-      if (r.ok) {
+      if (r.status === 401) {
+        banner("this kao needs its access token: open the page as /?token=…");
+      } else if (r.ok) {
         const s = await r.json();
         state.status = s;
         $("clients").textContent = s.clients.web + " web · " + s.clients.socket + " socket";
