@@ -542,3 +542,40 @@ fn viewer_in_headless_chromium_draws_faces_and_reconnects() {
     assert!(node.wait().unwrap().success());
     println!("viewer screenshot: {}", screenshot.display());
 }
+
+#[test]
+fn viewers_beyond_max_viewers_are_refused_with_the_reason() {
+    let (_dir, cfg) = config_file("[http]\nmax_viewers = 1\n");
+    let d = Daemon::start(MEGAMIND, &["--config", cfg.to_str().unwrap()]);
+    let url = d.http_url();
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    let ws = || {
+        tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{host}/ws"))
+            .unwrap()
+    };
+    let (mut first, _) = tungstenite::client(ws(), TcpStream::connect(host).unwrap()).unwrap();
+    assert!(first.read().unwrap().to_text().unwrap().contains("hello"));
+    match tungstenite::client(ws(), TcpStream::connect(host).unwrap()) {
+        Err(tungstenite::handshake::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            assert_eq!(r.status(), 503);
+            let body =
+                String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("max_viewers = 1"), "{body}");
+        }
+        other => panic!("a second viewer was not refused: {other:?}"),
+    }
+    // Once the first leaves, its place is free again.
+    drop(first);
+    let start = Instant::now();
+    loop {
+        if let Ok((mut again, _)) = tungstenite::client(ws(), TcpStream::connect(host).unwrap()) {
+            assert!(again.read().unwrap().to_text().unwrap().contains("hello"));
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the viewer slot was never freed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
