@@ -53,6 +53,8 @@
     latencies: [],
     // Capture → metadata received, ms: the part of the latency before the page.
     arrivals: [],
+    // Capture → result in the daemon (the frame's timings_ms.total), ms.
+    pipeline: [],
     shownAt: [],
     draw,
     stats() {
@@ -68,6 +70,7 @@
         latency_p50_ms: q(0.5),
         latency_p95_ms: q(0.95),
         received_p50_ms: quantile(this.arrivals, 0.5),
+        pipeline_p50_ms: quantile(this.pipeline, 0.5),
         frames: this.framesShown,
       };
     },
@@ -125,7 +128,9 @@
     } else if (msg.type === "frame") {
       meta = msg;
       state.arrivals.push(Date.now() - msg.captured_at_ms);
+      state.pipeline.push((msg.timings_ms && msg.timings_ms.total) || 0);
       if (state.arrivals.length > WINDOW) state.arrivals.shift();
+      if (state.pipeline.length > WINDOW) state.pipeline.shift();
     } else if (msg.type === "source") {
       banner("source " + msg.state + ": " + msg.detail);
     } else if (msg.type === "bye") {
