@@ -9,8 +9,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # binding generator, pkg-config), and opencv-doc for the sample video
 # (examples/data/Megamind.avi) and photo (messi5.jpg).
 # systemd for `systemd-analyze verify` of the unit (make service-check), even
-# where systemd is not the init (containers).
-packages=(libopencv-dev clang libclang-dev pkg-config opencv-doc systemd)
+# where systemd is not the init (containers). For the HTTP tests: chromium
+# (the viewer in a real browser) and prometheus (promtool checks /metrics).
+packages=(libopencv-dev clang libclang-dev pkg-config opencv-doc systemd chromium prometheus)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -36,6 +37,25 @@ esac
 if ! command -v cargo-fuzz >/dev/null; then
   echo "setup: installing cargo-fuzz" >&2
   cargo install cargo-fuzz --locked
+fi
+
+# The browser test drives Debian's chromium with playwright-core, pinned with
+# its integrity hash in tests/browser/package-lock.json and installed there
+# (never a browser download: its install scripts are not run).
+browser="$root/tests/browser"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "setup: node and npm are missing; install Node.js 20 or newer (needed by the browser test)" >&2
+  exit 1
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js $(node --version) is too old for playwright-core; install Node.js 20 or newer" >&2
+  exit 1
+fi
+if [ ! -f "$browser/node_modules/.package-lock.json" ] ||
+  [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+  echo "setup: installing playwright-core into tests/browser/node_modules" >&2
+  (cd "$browser" && npm ci --ignore-scripts --no-audit --no-fund)
 fi
 
 "$root/scripts/fetch-assets.sh"

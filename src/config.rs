@@ -34,6 +34,7 @@ pub struct Config {
     pub models: ModelsConfig,
     pub detector: DetectorConfig,
     pub publish: PublishConfig,
+    pub http: HttpConfig,
     pub log: LogConfig,
 }
 
@@ -172,6 +173,35 @@ impl Default for PublishConfig {
     }
 }
 
+/// The HTTP server: browser viewer, `/metrics`, `/healthz`, `/api/v1/…`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    /// Address and port to listen on; port 0 picks a free one (logged).
+    pub listen: String,
+    /// Must be true to listen on an address other than loopback, which
+    /// then also needs `token`.
+    pub allow_remote: bool,
+    /// Access token for the page, the stream, the API and `/metrics`;
+    /// empty means none (loopback only). Never logged; redacted in the API.
+    pub token: String,
+    /// Browser viewers served at once; more are refused with 503.
+    pub max_viewers: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: "127.0.0.1:8470".into(),
+            allow_remote: false,
+            token: String::new(),
+            max_viewers: 32,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -285,6 +315,9 @@ impl Config {
                 ),
             ));
         }
+        self.http
+            .validate()
+            .map_err(|(key, problem)| invalid(key, problem))?;
         for p in &self.runtime.providers {
             if !crate::inference::runtime::KNOWN_PROVIDERS.contains(&p.as_str()) {
                 return Err(invalid(
@@ -305,6 +338,50 @@ impl Config {
             return PathBuf::from(&self.publish.socket);
         }
         default_socket_path()
+    }
+}
+
+impl HttpConfig {
+    /// The listening address, and whether it is beyond loopback: then
+    /// `allow_remote` and a token are required.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let addr = self.listen_addr().map_err(|e| ("http.listen", e))?;
+        if self.max_viewers == 0 {
+            return Err(("http.max_viewers", "must be at least 1".into()));
+        }
+        if addr.ip().is_loopback() {
+            return Ok(());
+        }
+        if !self.allow_remote {
+            return Err((
+                "http.listen",
+                format!(
+                    "is {addr}, beyond loopback; set http.allow_remote = true and an http.token to serve other machines, or listen on 127.0.0.1"
+                ),
+            ));
+        }
+        if self.token.len() < crate::http::MIN_TOKEN_LEN {
+            return Err((
+                "http.token",
+                format!(
+                    "must be set (at least {} characters) when listening on {addr}, beyond loopback; e.g. `head -c 24 /dev/urandom | base64`",
+                    crate::http::MIN_TOKEN_LEN
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, String> {
+        self.listen.parse().map_err(|_| {
+            format!(
+                "must be an address and port such as \"127.0.0.1:8470\" or \"[::1]:8470\", got {:?}",
+                self.listen
+            )
+        })
     }
 }
 
@@ -363,6 +440,31 @@ mod tests {
             err.contains("max_clients") || err.contains("integer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn http_beyond_loopback_needs_permission_and_token() {
+        assert_eq!(parse("").unwrap().http.listen, "127.0.0.1:8470");
+        parse("[http]\nlisten = \"[::1]:0\"\n").unwrap();
+        let err = parse("[http]\nlisten = \"0.0.0.0:8470\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.allow_remote"), "{err}");
+        let err = parse("[http]\nlisten = \"0.0.0.0:8470\"\nallow_remote = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.token"), "{err}");
+        let c = parse(
+            "[http]\nlisten = \"0.0.0.0:8470\"\nallow_remote = true\ntoken = \"s3cret-s3cret-s3cret\"\n",
+        )
+        .unwrap();
+        assert!(c.http.allow_remote);
+        let err = parse("[http]\nlisten = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.listen"), "{err}");
+        // Turned off, nothing about it is checked.
+        parse("[http]\nenabled = false\nlisten = \"0.0.0.0:1\"\n").unwrap();
     }
 
     #[test]

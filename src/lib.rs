@@ -9,6 +9,7 @@ pub mod annotate;
 pub mod capture;
 pub mod config;
 pub mod frame;
+pub mod http;
 pub mod imageio;
 pub mod inference;
 pub mod models;

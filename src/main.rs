@@ -49,6 +49,9 @@ enum Command {
         /// Overrides publish.socket.
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// Overrides http.listen, e.g. 127.0.0.1:0 for any free port.
+        #[arg(long, value_name = "ADDR:PORT")]
+        http: Option<String>,
         /// Validate the configuration, models and source, then exit.
         #[arg(long)]
         check: bool,
@@ -145,8 +148,9 @@ fn main() -> ExitCode {
             config,
             source,
             socket,
+            http,
             check,
-        } => serve(config, source, socket, check),
+        } => serve(config, source, socket, http, check),
         Command::Watch {
             socket,
             frames,
@@ -199,11 +203,24 @@ fn serve(
     config_path: Option<PathBuf>,
     source: Option<String>,
     socket: Option<PathBuf>,
+    http: Option<String>,
     check: bool,
 ) -> Result<u8, Failure> {
     use kao::service::{notify, Overrides, Service};
-    let overrides = Overrides { source, socket };
+    let overrides = Overrides {
+        source,
+        socket,
+        http,
+    };
     let config = kao::service::load_config(config_path.as_deref(), &overrides)?;
+    config
+        .http
+        .validate()
+        .map_err(|(key, problem)| kao::config::ConfigError::Invalid {
+            path: config_path.clone().unwrap_or_else(|| "--http".into()),
+            key,
+            problem,
+        })?;
     let (manifest, detector) = load_detector(&config)?;
     if check {
         kao::capture::classify(&config.source.uri)?;
@@ -212,6 +229,10 @@ fn serve(
     }
     let socket_path = config.socket_path();
     let info = kao::service::server_info(&config, &manifest, detector.as_ref());
+    let model = kao::http::ModelInfo {
+        name: manifest.name.clone(),
+        family: manifest.family.to_string(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -228,7 +249,7 @@ fn serve(
             listener,
             hub.clone(),
             config.publish.max_clients,
-            stop_rx,
+            stop_rx.clone(),
         ));
         let pipeline =
             kao::pipeline::Pipeline::start(&config, detector, hub.clone(), status.clone())?;
@@ -239,6 +260,11 @@ fn serve(
             );
             pipeline.set_watchdog(watchdog);
         }
+        let http = if config.http.enabled {
+            Some(kao::http::bind(&config.http.listen).await?)
+        } else {
+            None
+        };
         info!(socket = %socket_file.path().display(), source = %config.source.uri, "serving");
         println!(
             "kao: serving {} on {}",
@@ -249,6 +275,16 @@ fn serve(
             "kao: watch with `kao watch --socket {}`",
             socket_file.path().display()
         );
+        let http = http.map(|listener| {
+            let state = kao::http::HttpState::new(
+                &config,
+                hub.clone(),
+                status.clone(),
+                model,
+                stop_rx.clone(),
+            );
+            kao::http::start(listener, state, !config.http.token.is_empty())
+        });
 
         let service = Service {
             config,
@@ -265,6 +301,9 @@ fn serve(
         // which may be in the middle of a frame.
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_millis(600), server).await;
+        if let Some(http) = http {
+            let _ = tokio::time::timeout(Duration::from_millis(600), http).await;
+        }
         drop(socket_file);
         if !tokio::task::block_in_place(|| pipeline.stop_within(STOP_GRACE)) {
             tracing::warn!(

@@ -36,6 +36,9 @@ pub struct Published {
     image: Option<(Mat, Vec<Face>)>,
     /// The annotated JPEG (base64), made once by the first client that asks.
     jpeg: OnceLock<Option<String>>,
+    /// The frame as it was captured, JPEG, for browser viewers that draw
+    /// the overlays themselves; made once by the first viewer that asks.
+    raw_jpeg: OnceLock<Option<Arc<Vec<u8>>>>,
     quality: i32,
 }
 
@@ -46,6 +49,7 @@ impl Published {
             message,
             image: Some((image, faces)),
             jpeg: OnceLock::new(),
+            raw_jpeg: OnceLock::new(),
             quality,
         }
     }
@@ -73,6 +77,19 @@ impl Published {
         let drawn = crate::annotate::draw(image, faces).ok()?;
         let bytes = crate::annotate::jpeg(&drawn, self.quality).ok()?;
         Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// The frame without annotations, JPEG; `None` when it cannot be encoded.
+    /// Blocks for the encoding (a few ms) the first time.
+    pub fn raw_jpeg(&self) -> Option<Arc<Vec<u8>>> {
+        self.raw_jpeg
+            .get_or_init(|| {
+                let (image, _) = self.image.as_ref()?;
+                crate::annotate::jpeg(image, self.quality)
+                    .ok()
+                    .map(Arc::new)
+            })
+            .clone()
     }
 
     pub fn message(&self) -> &FrameMsg {
@@ -161,7 +178,7 @@ impl Hub {
         self.clients.load(Ordering::Relaxed)
     }
 
-    fn subscribe(
+    pub fn subscribe(
         &self,
     ) -> (
         broadcast::Receiver<Arc<Published>>,

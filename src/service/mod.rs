@@ -47,6 +47,8 @@ pub enum ReloadError {
 pub struct Overrides {
     pub source: Option<String>,
     pub socket: Option<PathBuf>,
+    /// `--http ADDR:PORT`: where the HTTP server listens.
+    pub http: Option<String>,
 }
 
 impl Overrides {
@@ -56,6 +58,9 @@ impl Overrides {
         }
         if let Some(s) = &self.socket {
             config.publish.socket = s.display().to_string();
+        }
+        if let Some(listen) = &self.http {
+            config.http.listen = listen.clone();
         }
     }
 }

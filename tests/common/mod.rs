@@ -105,11 +105,19 @@ impl Daemon {
     ) -> Daemon {
         let socket = socket.to_owned();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        // Any free port for HTTP, unless the test chooses: daemons of
+        // parallel tests must not fight over the default one.
+        let http: &[&str] = if args.contains(&"--http") {
+            &[]
+        } else {
+            &["--http", "127.0.0.1:0"]
+        };
         let child = std::process::Command::new(kao_bin())
             .current_dir(repo())
             .arg("serve")
             .arg("--socket")
             .arg(&socket)
+            .args(http)
             .args(args)
             .env("KAO_LOG", "info")
             .envs(env.iter().copied())
@@ -146,6 +154,24 @@ impl Daemon {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// The viewer's URL (`http://127.0.0.1:PORT/`), from the daemon's log.
+    pub fn http_url(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            if let Some(at) = log.find("url=http://") {
+                let rest = &log[at + 4..];
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                return rest[..end].to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon logged no viewer URL:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     pub fn log(&self) -> String {
