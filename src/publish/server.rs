@@ -14,8 +14,10 @@ use super::protocol::{ClientMsg, ServerMsg, MAX_REQUEST_BYTES, PROTOCOL_VERSION}
 use super::Hub;
 
 /// A write that makes no progress for this long means the client is gone or
-/// stuck; it is disconnected (a half-written line cannot be taken back).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// stuck for good; it is disconnected (a half-written line cannot be taken
+/// back, so this is long: a client that merely pauses, e.g. a viewer in a
+/// debugger, misses messages and carries on).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
