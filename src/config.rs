@@ -100,7 +100,7 @@ pub struct ModelsConfig {
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
-            manifest: "models/mtcnn/manifest.toml".into(),
+            manifest: "models/blazeface/full-range.toml".into(),
         }
     }
 }

@@ -162,7 +162,9 @@ mod tests {
         }
         // Support is ±5.625 source pixels around each centre: 11 or 12 taps
         // inside the frame, fewer where the edge cuts them.
-        assert!(t.weights[1..127].iter().all(|w| (11..=12).contains(&w.len())));
+        assert!(t.weights[1..127]
+            .iter()
+            .all(|w| (11..=12).contains(&w.len())));
         assert!(t.weights[0].len() < 11);
         // Output pixel 0 is centred at 2.8125.
         assert_eq!(t.start[0], 0);
