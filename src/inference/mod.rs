@@ -3,6 +3,7 @@
 //! model belongs to comes from its manifest.
 
 pub mod blazeface;
+pub mod check;
 pub mod facemesh;
 pub mod mtcnn;
 pub mod net;
