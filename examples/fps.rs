@@ -1,7 +1,9 @@
 //! Frames per second of a model family on a video, all frames decoded
 //! first so that only detection is timed (a stand-in until `kao bench`).
 //!
-//!   cargo run --release --example fps -- MANIFEST VIDEO [WIDTHxHEIGHT] [PASSES]
+//!   cargo run --release --example fps -- MANIFEST VIDEO [WIDTHxHEIGHT] [PASSES] [THREADS]
+//!
+//! THREADS is `runtime.intra_threads` (0: ONNX Runtime decides).
 //!
 //! e.g. `cargo run --release --example fps -- models/blazeface/short-range.toml
 //! /usr/share/doc/opencv-doc/examples/data/Megamind.avi 640x480`.
@@ -20,7 +22,7 @@ use kao::models::Manifest;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(manifest), Some(video)) = (args.first(), args.get(1)) else {
-        bail!("usage: fps MANIFEST VIDEO [WIDTHxHEIGHT] [PASSES]");
+        bail!("usage: fps MANIFEST VIDEO [WIDTHxHEIGHT] [PASSES] [THREADS]");
     };
     let size = match args.get(2) {
         Some(s) => {
@@ -49,7 +51,10 @@ fn main() -> anyhow::Result<()> {
         bail!("{video}: no frames");
     }
 
-    let config = Config::default();
+    let mut config = Config::default();
+    if let Some(t) = args.get(4) {
+        config.runtime.intra_threads = t.parse()?;
+    }
     let manifest = Manifest::load(Path::new(manifest))?;
     let mut detector = kao::inference::load(&manifest, &config.runtime, config.detector.clone())?;
     // One untimed frame: sessions allocate on their first run.

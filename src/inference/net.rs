@@ -13,6 +13,9 @@ use super::DetectError;
 use crate::config::RuntimeConfig;
 use crate::models::Manifest;
 
+/// Intra-op threads of these models when the configuration leaves it to kao.
+const SMALL_MODEL_THREADS: usize = 1;
+
 /// How an 8-bit BGR crop becomes the model's input tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pixels {
@@ -134,13 +137,16 @@ impl Net {
         let env = runtime::environment(&library)?;
         let spec = manifest.role(role);
         let bytes = manifest.read_verified(role)?;
-        let (session, provider) = runtime::build_session(
-            env,
-            role,
-            &bytes,
-            &runtime_config.providers,
-            runtime_config.intra_threads,
-        )?;
+        // These models take a few milliseconds: splitting one run over
+        // threads costs more than it gains (on two cores, busy with other
+        // work, one thread ran the face mesh 3-4× faster than two), and it
+        // leaves the other core to capture and decoding.
+        let threads = match runtime_config.intra_threads {
+            0 => SMALL_MODEL_THREADS,
+            n => n,
+        };
+        let (session, provider) =
+            runtime::build_session(env, role, &bytes, &runtime_config.providers, threads)?;
         let problem = |problem: String| DetectError::Shape {
             model: role.to_owned(),
             problem: format!("manifest {}: {problem}", manifest.path.display()),
