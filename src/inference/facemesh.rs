@@ -17,6 +17,7 @@ use opencv::prelude::*;
 use serde::Deserialize;
 
 use super::blazeface::{FaceBox, FaceDetector};
+use super::iris::Iris;
 use super::net::{Net, Pixels};
 use super::nms::{iou, Bbox};
 use super::{DetectError, Detector, Face, StageTimings};
@@ -32,6 +33,7 @@ const MAX_FACES: usize = 8;
 
 /// The stages of one frame, as published in `timings_ms`.
 const STAGES: [&str; 4] = ["preprocess", "detector", "landmarks", "postprocess"];
+const STAGES_WITH_IRIS: [&str; 5] = ["preprocess", "detector", "landmarks", "iris", "postprocess"];
 
 /// How a keypoint model states its coordinates across its input crop.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
@@ -103,6 +105,28 @@ impl Roi {
         let (x, y) = ((u - 0.5) * self.width, (v - 0.5) * self.height);
         [self.cx + c * x - s * y, self.cy + s * x + c * y]
     }
+}
+
+/// The ROI as a `width`×`height` image: an affine warp that samples the
+/// source at each crop pixel's centre (bilinear), black outside the frame.
+pub fn warp(bgr: &Mat, roi: &Roi, width: usize, height: usize) -> Result<Mat, DetectError> {
+    let (w, h) = (width as f64, height as f64);
+    let (s, c) = roi.rotation.sin_cos();
+    let (ax, ay) = (roi.width / w, roi.height / h);
+    // Source pixel (centre-based) of crop pixel (0, 0).
+    let [x0, y0] = roi.to_source(0.5 / w, 0.5 / h);
+    let m = Mat::from_slice_2d(&[[c * ax, -s * ay, x0 - 0.5], [s * ax, c * ay, y0 - 0.5]])?;
+    let mut out = Mat::default();
+    imgproc::warp_affine(
+        bgr,
+        &mut out,
+        &m,
+        Size::new(w as i32, h as i32),
+        imgproc::INTER_LINEAR | imgproc::WARP_INVERSE_MAP,
+        core::BORDER_CONSTANT,
+        Scalar::all(0.0),
+    )?;
+    Ok(out)
 }
 
 /// The angle that turns the line from `a` to `b` level, in `[-π, π)`.
@@ -187,26 +211,9 @@ impl Landmarks {
         })
     }
 
-    /// The ROI as the model's input image: an affine warp that samples the
-    /// source at each crop pixel's centre, black outside the frame.
+    /// The ROI as the model's input image.
     pub fn crop(&self, bgr: &Mat, roi: &Roi) -> Result<Mat, DetectError> {
-        let (w, h) = (self.pixels.width as f64, self.pixels.height as f64);
-        let (s, c) = roi.rotation.sin_cos();
-        let (ax, ay) = (roi.width / w, roi.height / h);
-        // Source pixel (centre-based) of crop pixel (0, 0).
-        let [x0, y0] = roi.to_source(0.5 / w, 0.5 / h);
-        let m = Mat::from_slice_2d(&[[c * ax, -s * ay, x0 - 0.5], [s * ax, c * ay, y0 - 0.5]])?;
-        let mut out = Mat::default();
-        imgproc::warp_affine(
-            bgr,
-            &mut out,
-            &m,
-            Size::new(w as i32, h as i32),
-            imgproc::INTER_LINEAR | imgproc::WARP_INVERSE_MAP,
-            core::BORDER_CONSTANT,
-            Scalar::all(0.0),
-        )?;
-        Ok(out)
+        warp(bgr, roi, self.pixels.width, self.pixels.height)
     }
 
     /// Runs the model on the ROI; `None` when it says there is no face.
@@ -330,6 +337,8 @@ impl Landmarks {
 pub struct FaceMesh {
     pub detector: FaceDetector,
     pub landmarks: Landmarks,
+    /// Iris points appended to each mesh, when the manifest has the role.
+    pub iris: Option<Iris>,
     params: DetectorConfig,
     /// ROIs for the next frame, from this frame's faces.
     tracks: Vec<Roi>,
@@ -343,9 +352,25 @@ impl FaceMesh {
         runtime_config: &RuntimeConfig,
         params: DetectorConfig,
     ) -> Result<FaceMesh, DetectError> {
+        let landmarks = Landmarks::load(manifest, runtime_config)?;
+        let iris = Iris::load(manifest, runtime_config)?;
+        if let Some(i) = &iris {
+            if i.needs_points() > landmarks.decoder.points {
+                return Err(DetectError::Model(ModelError::Decoder {
+                    path: manifest.path.clone(),
+                    role: "iris".into(),
+                    problem: format!(
+                        "decoder: eyes name point {}, but the landmarks model has {} points",
+                        i.needs_points() - 1,
+                        landmarks.decoder.points
+                    ),
+                }));
+            }
+        }
         Ok(FaceMesh {
             detector: FaceDetector::load(manifest, runtime_config)?,
-            landmarks: Landmarks::load(manifest, runtime_config)?,
+            landmarks,
+            iris,
             params,
             tracks: Vec::new(),
             since_detection: 0,
@@ -360,14 +385,35 @@ impl FaceMesh {
     ) -> Result<(Vec<FaceBox>, Vec<Option<Face>>), DetectError> {
         check_frame(bgr)?;
         let boxes = self.detector.detect(bgr)?;
-        let mut t = StageTimings::new(&STAGES);
+        let mut t = self.timings();
         let mut faces = Vec::new();
         for b in &boxes {
             let roi = self.landmarks.detected_roi(b);
-            let mesh = self.landmarks.mesh(bgr, &roi, &mut t)?;
-            faces.push(mesh.map(|m| self.landmarks.face(m)));
+            let face = match self.landmarks.mesh(bgr, &roi, &mut t)? {
+                Some(mesh) => Some(self.finish(bgr, mesh, &mut t)?),
+                None => None,
+            };
+            faces.push(face);
         }
         Ok((boxes, faces))
+    }
+
+    fn timings(&self) -> StageTimings {
+        StageTimings::new(if self.iris.is_some() {
+            &STAGES_WITH_IRIS
+        } else {
+            &STAGES
+        })
+    }
+
+    /// The face of a mesh, with its iris points when there is an iris model.
+    fn finish(&mut self, bgr: &Mat, mesh: Mesh, t: &mut StageTimings) -> Result<Face, DetectError> {
+        let mut face = self.landmarks.face(mesh);
+        if let Some(iris) = self.iris.as_mut() {
+            let points = iris.points(bgr, &face.mesh, t)?;
+            face.mesh.extend(points);
+        }
+        Ok(face)
     }
 
     /// Forgets the faces being followed; the next frame runs the detector.
@@ -377,7 +423,7 @@ impl FaceMesh {
 
     fn track(&mut self, bgr: &Mat) -> Result<(Vec<Face>, StageTimings), DetectError> {
         check_frame(bgr)?;
-        let mut t = StageTimings::new(&STAGES);
+        let mut t = self.timings();
         self.since_detection = self.since_detection.saturating_add(1);
 
         // The faces followed from the last frame.
@@ -385,7 +431,7 @@ impl FaceMesh {
         let mut faces = Vec::new();
         for roi in &rois {
             if let Some(mesh) = self.landmarks.mesh(bgr, roi, &mut t)? {
-                faces.push(self.landmarks.face(mesh));
+                faces.push(self.finish(bgr, mesh, &mut t)?);
             }
         }
 
@@ -416,7 +462,7 @@ impl FaceMesh {
                     .any(|f| iou(f, &roi_box(&roi)) > SAME_FACE_IOU);
                 if !known && faces.len() < MAX_FACES {
                     if let Some(mesh) = self.landmarks.mesh(bgr, &roi, &mut t)? {
-                        faces.push(self.landmarks.face(mesh));
+                        faces.push(self.finish(bgr, mesh, &mut t)?);
                     }
                 }
             }
@@ -466,7 +512,8 @@ impl Detector for FaceMesh {
 
     fn providers(&self) -> Vec<(String, String)> {
         [&self.detector.net, &self.landmarks.net]
-            .iter()
+            .into_iter()
+            .chain(self.iris.as_ref().map(|i| &i.net))
             .map(|n| (n.role.to_string(), n.provider.to_string()))
             .collect()
     }

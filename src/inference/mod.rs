@@ -5,6 +5,7 @@
 pub mod blazeface;
 pub mod check;
 pub mod facemesh;
+pub mod iris;
 pub mod mtcnn;
 pub mod net;
 pub mod nms;
