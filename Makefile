@@ -5,7 +5,7 @@
 # to build and is built once.
 
 CARGO ?= cargo
-.PHONY: setup build demo test fmt-check clippy unit fixtures
+.PHONY: setup build demo test fmt-check clippy unit fixtures blazeface-models
 
 setup:
 	./scripts/setup.sh
@@ -27,7 +27,13 @@ unit: setup
 
 test: fmt-check clippy unit
 
-# Regenerates tests/fixtures/mtcnn_reference.json with the reference
-# implementation (Python, in a private venv under .cache/).
+# Regenerates tests/fixtures/{mtcnn,blazeface}_reference.json with the
+# reference implementations (Python, in private venvs under .cache/).
 fixtures: setup
 	./scripts/reference/make_fixtures.sh
+	./scripts/reference/make_blazeface_fixtures.sh
+
+# Rebuilds models/blazeface/*.onnx from the TFLite originals and checks them
+# against their manifests (the files are committed; this shows they can be).
+blazeface-models:
+	./scripts/models/build-blazeface.sh
