@@ -346,5 +346,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"gpu\""), "{err}");
+        let err = parse("[detector]\nredetect_every = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("detector.redetect_every"), "{err}");
     }
 }

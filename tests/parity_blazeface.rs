@@ -384,3 +384,24 @@ fn the_shipped_manifests_name_both_detectors() {
         assert_eq!(manifest.pixels("detector").mean, 127.5);
     }
 }
+
+#[test]
+fn odd_frames_give_no_faces_or_a_named_error_never_a_panic() {
+    use opencv::core::{Scalar, CV_8UC1, CV_8UC3};
+    let fixture = load_fixture();
+    let mut kao = face_mesh(&fixture.manifests["full_iris"]);
+    for (w, h) in [(1, 1), (1, 500), (500, 1), (3, 2)] {
+        let frame = Mat::new_rows_cols_with_default(h, w, CV_8UC3, Scalar::all(0.0)).unwrap();
+        let (faces, _) = kao.detect(&frame).unwrap();
+        assert!(faces.is_empty(), "{w}x{h}");
+    }
+    let grey = Mat::new_rows_cols_with_default(100, 100, CV_8UC1, Scalar::all(0.0)).unwrap();
+    let err = kao.detect(&grey).unwrap_err().to_string();
+    assert!(err.contains("8-bit, 3-channel BGR"), "{err}");
+    // A face followed into a frame of another size is looked for afresh.
+    let astronaut =
+        kao::imageio::read_image(&common::repo().join(".cache/assets/astronaut.png")).unwrap();
+    assert_eq!(kao.detect(&astronaut).unwrap().0.len(), 1);
+    let small = Mat::new_rows_cols_with_default(40, 60, CV_8UC3, Scalar::all(128.0)).unwrap();
+    assert!(kao.detect(&small).unwrap().0.is_empty());
+}
