@@ -95,14 +95,22 @@ impl Pixels {
         let mut out = Array4::<f32>::zeros(shape);
         let dst = out.as_slice_mut().expect("fresh array is contiguous");
         let plane = w * h;
-        for (i, px) in data.chunks_exact(3).enumerate() {
-            for (c, &src) in order.iter().enumerate() {
-                let v = (f32::from(px[src]) - self.mean) * self.scale;
-                if self.planar {
-                    dst[c * plane + i] = v;
-                } else {
-                    dst[i * 3 + c] = v;
-                }
+        // One pass per layout with the channel order fixed outside the
+        // loop: this runs on every crop, every frame.
+        let norm = |v: u8| (f32::from(v) - self.mean) * self.scale;
+        if self.planar {
+            let (r, rest) = dst.split_at_mut(plane);
+            let (g, b) = rest.split_at_mut(plane);
+            for (i, px) in data.chunks_exact(3).enumerate() {
+                r[i] = norm(px[order[0]]);
+                g[i] = norm(px[order[1]]);
+                b[i] = norm(px[order[2]]);
+            }
+        } else {
+            for (d, px) in dst.chunks_exact_mut(3).zip(data.chunks_exact(3)) {
+                d[0] = norm(px[order[0]]);
+                d[1] = norm(px[order[1]]);
+                d[2] = norm(px[order[2]]);
             }
         }
         Ok(out)
