@@ -5,7 +5,7 @@
 # to build and is built once.
 
 CARGO ?= cargo
-.PHONY: setup build demo test fmt-check clippy unit fixtures service-check fuzz-short fuzz install
+.PHONY: setup build demo test fmt-check clippy unit fixtures service-check fuzz-short fuzz install blazeface-models
 
 setup:
 	./scripts/setup.sh
@@ -58,7 +58,13 @@ fuzz: fuzz-short
 install: build
 	./scripts/install-service.sh
 
-# Regenerates tests/fixtures/mtcnn_reference.json with the reference
-# implementation (Python, in a private venv under .cache/).
+# Regenerates tests/fixtures/{mtcnn,blazeface}_reference.json with the
+# reference implementations (Python, in private venvs under .cache/).
 fixtures: setup
 	./scripts/reference/make_fixtures.sh
+	./scripts/reference/make_blazeface_fixtures.sh
+
+# Rebuilds models/blazeface/*.onnx from the TFLite originals and checks them
+# against their manifests (the files are committed; this shows they can be).
+blazeface-models:
+	./scripts/models/build-blazeface.sh

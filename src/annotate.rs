@@ -11,6 +11,8 @@ use crate::inference::Face;
 const BOX_COLOUR: (f64, f64, f64) = (0.0, 155.0, 255.0);
 /// Keypoint colour (BGR): green.
 const KEYPOINT_COLOUR: (f64, f64, f64) = (0.0, 255.0, 0.0);
+/// Face mesh colour (BGR): light cyan, distinct from keypoints and box.
+const MESH_COLOUR: (f64, f64, f64) = (255.0, 230.0, 120.0);
 
 fn colour(c: (f64, f64, f64)) -> Scalar {
     Scalar::new(c.0, c.1, c.2, 0.0)
@@ -43,6 +45,19 @@ pub fn draw(frame: &Mat, faces: &[Face]) -> opencv::Result<Mat> {
             imgproc::LINE_AA,
             false,
         )?;
+        // The mesh as dots: 468 of them outline the face well enough, and
+        // dots cost a fraction of the triangles.
+        for p in &face.mesh {
+            imgproc::circle(
+                &mut out,
+                Point::new(p[0].round() as i32, p[1].round() as i32),
+                thickness / 2,
+                colour(MESH_COLOUR),
+                -1,
+                imgproc::LINE_8,
+                0,
+            )?;
+        }
         for [x, y] in face.keypoints {
             imgproc::circle(
                 &mut out,
@@ -99,5 +114,24 @@ mod tests {
         assert_eq!(out.at_2d::<opencv::core::Vec3b>(50, 20).unwrap()[2], 255);
         let bytes = jpeg(&out, 80).unwrap();
         assert_eq!(&bytes[..2], &[0xff, 0xd8]);
+    }
+
+    #[test]
+    fn draws_each_mesh_point() {
+        let frame = Mat::new_rows_cols_with_default(100, 100, CV_8UC3, Scalar::all(0.0)).unwrap();
+        let face = Face {
+            bbox: [20.0, 20.0, 80.0, 80.0],
+            score: 0.9,
+            keypoints: [[40.0, 40.0]; 5],
+            mesh: vec![[30.0, 70.0, 0.0], [70.0, 30.0, -5.0]],
+        };
+        let out = draw(&frame, &[face]).unwrap();
+        let cyan = opencv::core::Vec3b::from([255, 230, 120]);
+        assert_eq!(*out.at_2d::<opencv::core::Vec3b>(70, 30).unwrap(), cyan);
+        assert_eq!(*out.at_2d::<opencv::core::Vec3b>(30, 70).unwrap(), cyan);
+        assert_eq!(
+            *out.at_2d::<opencv::core::Vec3b>(50, 50).unwrap(),
+            opencv::core::Vec3b::from([0, 0, 0])
+        );
     }
 }

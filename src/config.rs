@@ -124,12 +124,13 @@ pub struct ModelsConfig {
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
-            manifest: "models/mtcnn/manifest.toml".into(),
+            manifest: "models/blazeface/full-range.toml".into(),
         }
     }
 }
 
-/// MTCNN parameters; the defaults are those of the reference implementation.
+/// Detector parameters. The first three are MTCNN's, with the reference
+/// implementation's defaults; `redetect_every` is for families that track.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
@@ -139,6 +140,10 @@ pub struct DetectorConfig {
     pub scale_factor: f64,
     /// Score thresholds of P-Net, R-Net and O-Net.
     pub thresholds: [f64; 3],
+    /// Families that track faces from their keypoints (blazeface) run the
+    /// face detector only when a face is lost or after this many frames,
+    /// to find faces that came in. 1 detects on every frame.
+    pub redetect_every: u32,
 }
 
 impl Default for DetectorConfig {
@@ -147,6 +152,7 @@ impl Default for DetectorConfig {
             min_face_size: 20.0,
             scale_factor: 0.709,
             thresholds: [0.6, 0.7, 0.7],
+            redetect_every: 30,
         }
     }
 }
@@ -267,6 +273,12 @@ impl Config {
             return Err(invalid(
                 "detector.thresholds",
                 format!("scores are probabilities in [0, 1], got {t}"),
+            ));
+        }
+        if d.redetect_every == 0 {
+            return Err(invalid(
+                "detector.redetect_every",
+                "must be at least 1 (1 runs the face detector on every frame)".into(),
             ));
         }
         if !(self.source.image_fps > 0.0 && self.source.image_fps <= 1000.0) {
@@ -481,5 +493,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"gpu\""), "{err}");
+        let err = parse("[detector]\nredetect_every = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("detector.redetect_every"), "{err}");
     }
 }

@@ -98,6 +98,28 @@ enum Command {
     },
     /// List the models, their checksums and the providers they run on.
     Models {
+        #[command(subcommand)]
+        action: Option<ModelsAction>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Check an ONNX file against its manifest: checksum, input name, type,
+    /// layout and size, output names, and what the family's decoder needs.
+    /// Lists every mismatch; exits 3 if there is one.
+    Check {
+        /// The .onnx file.
+        file: PathBuf,
+        /// The manifest that would load it.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The manifest role it is for; by default the role whose file has
+        /// the same name.
+        #[arg(long)]
+        role: Option<String>,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -162,7 +184,17 @@ fn main() -> ExitCode {
             annotate,
             config,
         } => detect(&images, json, annotate, config),
-        Command::Models { config } => models(config),
+        Command::Models {
+            action:
+                Some(ModelsAction::Check {
+                    file,
+                    manifest,
+                    role,
+                    config,
+                }),
+            ..
+        } => check_model(&file, &manifest, role.as_deref(), config),
+        Command::Models { config, .. } => models(config),
         Command::CheckConfig { file } => check_config(&file),
         Command::Status { socket, json } => status(socket, json),
     };
@@ -438,6 +470,38 @@ fn detect_one(
             .with_context(|| format!("cannot write {}", out.display()))?;
     }
     Ok(())
+}
+
+fn check_model(
+    file: &Path,
+    manifest: &Path,
+    role: Option<&str>,
+    config: Option<PathBuf>,
+) -> Result<u8, Failure> {
+    let config = load_config(config.as_deref())?;
+    let manifest = Manifest::load(manifest)?;
+    let role =
+        kao::inference::check::role_for(&manifest, file, role).map_err(|message| Failure {
+            code: 2,
+            error: anyhow::anyhow!(message),
+        })?;
+    let findings = kao::inference::check::check(&manifest, &role, file, &config.runtime)?;
+    println!(
+        "{} as [models.{role}] of {} (family {}):",
+        file.display(),
+        manifest.path.display(),
+        manifest.family
+    );
+    for f in &findings {
+        println!("  {} {}", if f.fits { "ok  " } else { "FAIL" }, f.what);
+    }
+    let failed = findings.iter().filter(|f| !f.fits).count();
+    if failed > 0 {
+        println!("{failed} thing(s) do not fit");
+        return Ok(3);
+    }
+    println!("the file fits its manifest");
+    Ok(0)
 }
 
 fn models(config: Option<PathBuf>) -> Result<u8, Failure> {

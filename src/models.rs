@@ -20,7 +20,10 @@ pub enum ModelError {
     },
     #[error("model manifest {path}: {message}")]
     ParseManifest { path: PathBuf, message: String },
-    #[error("model manifest {path}: family {family:?} is not one kao knows (known: mtcnn)")]
+    #[error(
+        "model manifest {path}: family {family:?} is not one kao knows (known: {})",
+        known_families()
+    )]
     UnknownFamily { path: PathBuf, family: String },
     #[error("model manifest {path}: the {family} family needs a [models.{role}] entry")]
     MissingRole {
@@ -38,6 +41,12 @@ pub enum ModelError {
     Read {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("model manifest {path}: [models.{role}] {problem}")]
+    Decoder {
+        path: PathBuf,
+        role: String,
+        problem: String,
     },
     #[error(
         "model file {path} has sha256 {actual}, but its manifest expects {expected}; \
@@ -74,6 +83,15 @@ pub struct ModelFile {
     pub input: String,
     /// Output tensor names by meaning (`regression`, `score`, `keypoints`).
     pub outputs: BTreeMap<String, String>,
+    /// Input `[width, height]`, for families whose models take one fixed size.
+    #[serde(default)]
+    pub size: Option<[u32; 2]>,
+    /// This model's pixel format, where it differs from the manifest's `[input]`.
+    #[serde(default)]
+    pub pixels: Option<InputSpec>,
+    /// Decoding parameters; their keys belong to the family (docs/MODELS.md).
+    #[serde(default)]
+    pub decoder: toml::Table,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +116,17 @@ pub struct Manifest {
 
 /// The roles an MTCNN manifest must fill.
 pub const MTCNN_ROLES: [&str; 3] = ["pnet", "rnet", "onet"];
+/// The roles a BlazeFace manifest must fill: a face detector and a
+/// keypoint model run on the face it found.
+pub const BLAZEFACE_ROLES: [&str; 2] = ["detector", "landmarks"];
+
+/// The families kao has decoders for, with the roles their manifests fill.
+pub const FAMILIES: [(&str, &[&str]); 2] =
+    [("mtcnn", &MTCNN_ROLES), ("blazeface", &BLAZEFACE_ROLES)];
+
+fn known_families() -> String {
+    FAMILIES.map(|(f, _)| f).join(", ")
+}
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ModelError> {
@@ -112,13 +141,13 @@ impl Manifest {
             })?;
         manifest.path = path.to_owned();
         manifest.dir = path.parent().map(Path::to_owned).unwrap_or_default();
-        if manifest.family != "mtcnn" {
+        let Some((_, roles)) = FAMILIES.iter().find(|(f, _)| *f == manifest.family) else {
             return Err(ModelError::UnknownFamily {
                 path: path.to_owned(),
                 family: manifest.family,
             });
-        }
-        for role in MTCNN_ROLES {
+        };
+        for &role in *roles {
             if !manifest.models.contains_key(role) {
                 return Err(ModelError::MissingRole {
                     path: path.to_owned(),
@@ -133,6 +162,23 @@ impl Manifest {
     /// The file of one role; `load` has checked that every role is present.
     pub fn role(&self, role: &str) -> &ModelFile {
         &self.models[role]
+    }
+
+    /// The pixel format of one role's model: its own, else the manifest's.
+    pub fn pixels(&self, role: &str) -> &InputSpec {
+        self.role(role).pixels.as_ref().unwrap_or(&self.input)
+    }
+
+    /// One role's decoding parameters as the family's own type, with an
+    /// error naming the manifest, the role and the key that does not fit.
+    pub fn decoder<T: serde::de::DeserializeOwned>(&self, role: &str) -> Result<T, ModelError> {
+        toml::Value::Table(self.role(role).decoder.clone())
+            .try_into()
+            .map_err(|err: toml::de::Error| ModelError::Decoder {
+                path: self.path.clone(),
+                role: role.to_owned(),
+                problem: format!("decoder: {}", err.to_string().trim().replace('\n', " ")),
+            })
     }
 
     pub fn file_path(&self, role: &str) -> PathBuf {

@@ -52,7 +52,9 @@ fn client_receives_faces_with_five_keypoints_from_real_video() {
         panic!("first message is not hello: {:?}", msgs[0])
     };
     assert_eq!(*protocol, 1);
-    assert_eq!(providers["onet"], "cpu");
+    // The default family (blazeface): detector and face mesh, both on the CPU.
+    assert_eq!(providers["detector"], "cpu");
+    assert_eq!(providers["landmarks"], "cpu");
 
     let frames: Vec<_> = msgs
         .iter()
@@ -72,8 +74,8 @@ fn client_receives_faces_with_five_keypoints_from_real_video() {
     for f in &frames {
         assert_eq!((f.width, f.height), (720, 528));
         let t = &f.timings_ms;
-        assert!(t.get("total") >= t.get("pnet") + t.get("rnet") + t.get("onet"));
-        assert!(t.get("pnet") > 0.0);
+        assert!(t.get("total") >= t.get("detector") + t.get("landmarks"));
+        assert!(t.get("detector") + t.get("landmarks") > 0.0);
         assert!(f.captured_at_ms > 1.7e12);
         for face in &f.faces {
             assert!(face.score > 0.7 && face.score <= 1.0);

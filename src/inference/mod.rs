@@ -2,14 +2,21 @@
 //! them. A model family (its decoding) is a [`Detector`]; which family a
 //! model belongs to comes from its manifest.
 
+pub mod blazeface;
+pub mod check;
+pub mod facemesh;
+pub mod iris;
 pub mod mtcnn;
+pub mod net;
 pub mod nms;
+pub mod resample;
 pub mod runtime;
 
 use opencv::core::Mat;
 use serde::ser::SerializeMap;
 use serde::Serialize;
 
+pub use facemesh::FaceMesh;
 pub use mtcnn::Mtcnn;
 
 use crate::config::{DetectorConfig, RuntimeConfig};
@@ -107,7 +114,10 @@ pub fn load(
     params: DetectorConfig,
 ) -> Result<Box<dyn Detector>, DetectError> {
     // `Manifest::load` has refused unknown families already.
-    Ok(Box::new(Mtcnn::load(manifest, runtime, params)?))
+    match manifest.family.as_str() {
+        "blazeface" => Ok(Box::new(FaceMesh::load(manifest, runtime, params)?)),
+        _ => Ok(Box::new(Mtcnn::load(manifest, runtime, params)?)),
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,14 @@ pub struct FaceMsg {
     pub bbox: BoxMsg,
     pub score: f64,
     pub keypoints: Keypoints,
-    /// Dense keypoints `[x, y, z]` (a face mesh), from model families that
-    /// have them; absent otherwise.
+    /// Dense keypoints (the blazeface family's 468-point face mesh), absent
+    /// for families without them. Each is `[x, y, z]` in source pixels,
+    /// rounded to 0.1 px (the models agree with their reference to about
+    /// 0.5 px, so more digits would be noise); z is depth along the camera
+    /// axis relative to the face's centre, negative toward the camera, in
+    /// the same scale as x. The order is MediaPipe's face mesh topology
+    /// (e.g. 1 nose tip, 33/133 and 362/263 the eye corners, 61/291 the
+    /// mouth corners). About 8 KB of JSON per face.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mesh: Vec<[f64; 3]>,
 }
@@ -61,13 +67,7 @@ impl FaceMsg {
             mesh: face
                 .mesh
                 .iter()
-                .map(|p| {
-                    [
-                        round2(f64::from(p[0])),
-                        round2(f64::from(p[1])),
-                        round2(f64::from(p[2])),
-                    ]
-                })
+                .map(|p| p.map(|v| (f64::from(v) * 10.0).round() / 10.0))
                 .collect(),
             bbox: BoxMsg {
                 x: round2(x1),
@@ -295,6 +295,15 @@ mod tests {
         assert_eq!(json["box"]["w"], 40.0);
         assert_eq!(json["keypoints"]["left_eye"][1], 2.0);
         assert!(json.get("mesh").is_none());
+    }
+
+    #[test]
+    fn mesh_is_a_list_of_xyz_rounded_to_a_tenth_of_a_pixel() {
+        let mut with_mesh = face();
+        with_mesh.mesh = vec![[222.709, 139.417, -10.359], [0.04, 1.0, 2.0]];
+        let json = serde_json::to_value(FaceMsg::new(&with_mesh, 640, 480)).unwrap();
+        assert_eq!(json["mesh"][0], serde_json::json!([222.7, 139.4, -10.4]));
+        assert_eq!(json["mesh"][1], serde_json::json!([0.0, 1.0, 2.0]));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! inputs and a detector built from the fetched models.
 #![allow(dead_code)]
 
+pub mod tiny_onnx;
+
 use std::path::{Path, PathBuf};
 
 use kao::config::Config;
