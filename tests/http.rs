@@ -514,6 +514,8 @@ fn viewer_in_headless_chromium_draws_faces_and_reconnects() {
         shown["paused_frames_held"], true,
         "pause did not hold the picture"
     );
+    assert_eq!(shown["boxes_toggle_hides_boxes"], true, "{shown}");
+    assert_eq!(shown["mesh_points_drawn"], 2, "{shown}");
     assert!(shown["stats"]["latency_p50_ms"].as_f64().unwrap() > 0.0);
     assert!(screenshot.exists());
 

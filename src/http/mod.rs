@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod listener;
 mod metrics;
 mod viewer;
 
@@ -144,7 +145,7 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
     let stopped = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    if let Err(err) = axum::serve(listener, app)
+    if let Err(err) = axum::serve(listener::Limited::new(listener), app)
         .with_graceful_shutdown(stopped)
         .await
     {

@@ -29,6 +29,7 @@ if (!url || !screenshot) {
 const WAIT_MS = 90_000;
 const BOX = [0xff, 0x9b, 0x00];
 const KEYPOINT = [0x00, 0xe0, 0x5a];
+const MESH = [0x39, 0xc8, 0xff];
 
 const report = (obj) => console.log(JSON.stringify(obj));
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
@@ -109,6 +110,38 @@ try {
     },
     { BOX, KEYPOINT },
   );
+  // Each toggle takes its overlay off the picture: with boxes off, the box
+  // edges show the video again.
+  await page.click('[data-draw="boxes"]');
+  const boxesOff = await page.evaluate(
+    ({ BOX }) => {
+      const ctx = document.getElementById("video").getContext("2d");
+      const b = window.kaoViewer.lastFaces[0].box;
+      const p = Array.from(ctx.getImageData(Math.floor(b.x + b.w / 2), Math.floor(b.y + b.h - 0.5), 1, 1).data.slice(0, 3));
+      return !p.every((c, i) => Math.abs(c - BOX[i]) <= 2);
+    },
+    { BOX },
+  );
+  await page.click('[data-draw="boxes"]');
+  // Dense keypoints (a mesh), when a face has them, are drawn as dots.
+  const mesh = await page.evaluate(
+    ({ MESH }) => {
+      const v = window.kaoViewer;
+      const frame = structuredClone(v.lastFrame);
+      const b = frame.faces[0].box;
+      // Inside the box, away from its edges and from the five keypoints.
+      frame.faces[0].mesh = [[b.x + b.w * 0.15, b.y + b.h * 0.15, 0], [b.x + b.w * 0.85, b.y + b.h * 0.9, 0]];
+      v.redraw(frame);
+      const ctx = document.getElementById("video").getContext("2d");
+      const hits = frame.faces[0].mesh.filter((p) => {
+        const px = Array.from(ctx.getImageData(Math.floor(p[0]), Math.floor(p[1]), 1, 1).data.slice(0, 3));
+        return px.every((c, i) => Math.abs(c - MESH[i]) <= 2);
+      }).length;
+      v.redraw(v.lastFrame);
+      return hits;
+    },
+    { MESH },
+  );
   await page.waitForTimeout(500);
   const afterPause = await page.evaluate(() => window.kaoViewer.framesShown);
   await page.click("#pause");
@@ -128,6 +161,8 @@ try {
     stats,
     canvas: check,
     paused_frames_held: afterPause === check.shown,
+    boxes_toggle_hides_boxes: boxesOff,
+    mesh_points_drawn: mesh,
     errors,
     foreign,
   });

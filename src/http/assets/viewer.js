@@ -57,6 +57,11 @@
     pipeline: [],
     shownAt: [],
     draw,
+    // Draws the image shown last with other metadata (as if the frame had
+    // come with it): for trying out overlays, e.g. a mesh, from the console.
+    redraw(frame) {
+      if (this.lastImage) render(this.lastImage, frame);
+    },
     stats() {
       const quantile = (values, p) => {
         const l = [...values].sort((a, b) => a - b);
@@ -176,8 +181,9 @@
     const b = face.box;
     if (draw.mesh && Array.isArray(face.mesh)) {
       ctx.fillStyle = MESH;
-      const r = Math.max(1, unit / 2);
-      for (const p of face.mesh) ctx.fillRect(p[0] - r / 2, p[1] - r / 2, r, r);
+      // Whole pixels: crisp dots, however many there are.
+      const r = Math.max(2, Math.round(unit * 0.7));
+      for (const p of face.mesh) ctx.fillRect(Math.round(p[0] - r / 2), Math.round(p[1] - r / 2), r, r);
     }
     if (draw.boxes) {
       ctx.lineWidth = unit;
