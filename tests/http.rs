@@ -204,8 +204,9 @@ fn metrics_pass_promtool_and_count_real_frames() {
     };
     assert!(total("+Inf") >= processed);
     assert!(total("0.001") <= total("0.1") && total("0.1") <= total("+Inf"));
-    assert!(sample(&metrics, "kao_stage_latency_seconds_sum{stage=\"pnet\"}") > 0.0);
-    assert!(metrics.contains("kao_model_info{model=\"mtcnn"));
+    // The default model family (BlazeFace + face mesh) has these stages.
+    assert!(sample(&metrics, "kao_stage_latency_seconds_sum{stage=\"landmarks\"}") > 0.0);
+    assert!(metrics.contains("family=\"blazeface\""), "{metrics}");
     assert!(metrics.contains("network=\"onet\",provider=\"cpu\"} 1"));
     assert!(metrics.contains(&format!(
         "kao_build_info{{version=\"{}\"}} 1",
@@ -222,8 +223,8 @@ fn status_and_config_api_describe_the_running_daemon() {
     assert_eq!(s["healthy"], true);
     assert_eq!(s["source"]["uri"], MEGAMIND);
     assert_eq!(s["source"]["state"], "up");
-    assert_eq!(s["model"]["family"], "mtcnn");
-    assert_eq!(s["providers"]["pnet"], "cpu");
+    assert_eq!(s["model"]["family"], "blazeface");
+    assert_eq!(s["providers"]["landmarks"], "cpu");
     assert!(s["frames"]["processed"].as_u64().unwrap() >= 1);
     assert!(s["latency"]["total"]["mean_ms"].as_f64().unwrap() > 0.0);
     assert!(s["uptime_s"].as_f64().unwrap() >= 0.0);
