@@ -404,6 +404,7 @@ fn lost_source_is_reported_retried_and_resumed_while_clients_stay() {
     assert!(detail.contains("images"), "{detail}");
     let status = kao::watch::query_status(&d.socket).unwrap();
     assert_eq!(status.source.state, kao::status::SourceState::Lost);
+    assert_eq!(status.fps, 0.0);
     // Still serving: a new client is greeted.
     let mut late = Client::connect(&d.socket);
     assert!(matches!(late.next(), ServerMsg::Hello { .. }));
