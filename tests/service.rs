@@ -578,12 +578,14 @@ fn model_files_that_are_not_onnx_or_have_wrong_shapes_are_named() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            matches!(out.status.code(), Some(1 | 3)),
-            "{what}: exit {:?}: {err}",
-            out.status
-        );
-        assert!(err.contains("pnet"), "{what}: pnet not named: {err}");
+        assert_eq!(out.status.code(), Some(3), "{what}: {err}");
+        for needle in [
+            "pnet.onnx",
+            &kao::models::sha256_hex(&bytes),
+            "scripts/fetch-assets.sh",
+        ] {
+            assert!(err.contains(needle), "{what}: {needle} not named: {err}");
+        }
     }
 }
 
