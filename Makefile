@@ -39,19 +39,31 @@ service-check: build
 	systemd-analyze verify "$$stage/installed.service" && \
 	systemd-analyze security --offline=yes --threshold=20 "$$stage/kao.service" | tail -1
 
-# Fuzzing with libFuzzer (cargo-fuzz). The machine has stable Rust only;
-# RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags to the stable
-# compiler. No sanitizer (-s none): the targets are safe Rust, and the
-# sanitizer runtimes are nightly-only. New inputs that find new paths are
-# kept in fuzz/corpus/ (commit them); `cargo test` replays the corpus.
+# Fuzzing with libFuzzer (cargo-fuzz) on stable Rust: no sanitizer
+# (-s none), since the sanitizer runtimes need nightly and the parsers are
+# safe Rust; libFuzzer's coverage guidance works without one. The short
+# pass of `make test` reads fuzz/seeds and fuzz/corpus and writes what it
+# finds to a scratch folder; `make fuzz` runs longer and merges new finds
+# into fuzz/corpus (commit them). `cargo test` replays both folders.
 FUZZ_SECONDS ?= 60
-FUZZ = cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+FUZZ_TARGETS = protocol config
+FUZZ_ARGS = -max_len=8192 -max_total_time=$(FUZZ_SECONDS)
+FUZZ_BIN = target/x86_64-unknown-linux-gnu/release
 fuzz-short: setup
-	$(FUZZ) run --release -s none protocol corpus/protocol -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192
-	$(FUZZ) run --release -s none config corpus/config -- -max_total_time=$(FUZZ_SECONDS) -max_len=8192
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && cd fuzz && \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p "$$scratch/$$t" && \
+	  $(CARGO) fuzz run --release -s none $$t "$$scratch/$$t" seeds/$$t corpus/$$t -- $(FUZZ_ARGS) || exit 1; \
+	done
 
-# Longer runs by hand: make fuzz FUZZ_SECONDS=3600
-fuzz: fuzz-short
+fuzz: FUZZ_SECONDS = 600
+fuzz: setup
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && cd fuzz && \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p "$$scratch/$$t" && \
+	  $(CARGO) fuzz run --release -s none $$t "$$scratch/$$t" seeds/$$t corpus/$$t -- $(FUZZ_ARGS) || exit 1; \
+	  $(FUZZ_BIN)/$$t -merge=1 -max_len=512 corpus/$$t "$$scratch/$$t"; \
+	done
 
 # Installs the service (as root): binary, models, ONNX Runtime, /etc/kao,
 # the unit and the `kao` user. See docs/SERVICE.md.

@@ -153,7 +153,9 @@ fn classify(error: &anyhow::Error) -> u8 {
             return 3;
         }
         if let Some(
-            kao::inference::DetectError::Model(_) | kao::inference::DetectError::Runtime(_),
+            kao::inference::DetectError::Model(_)
+            | kao::inference::DetectError::Runtime(_)
+            | kao::inference::DetectError::Shape { .. },
         ) = cause.downcast_ref()
         {
             return 3;
@@ -227,7 +229,8 @@ fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
 
 fn load_detector(config: &Config) -> Result<(Manifest, Box<dyn Detector>), Failure> {
     let manifest = Manifest::load(Path::new(&config.models.manifest))?;
-    let detector = kao::inference::load(&manifest, &config.runtime, config.detector.clone())?;
+    let detector = kao::inference::load(&manifest, &config.runtime, config.detector.clone())
+        .with_context(|| kao::service::model_hint(&manifest))?;
     Ok((manifest, detector))
 }
 

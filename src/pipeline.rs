@@ -291,6 +291,10 @@ fn infer(
 fn announce_source_change(hub: &Hub, status: &Status, announced: SourceState) -> SourceState {
     let now = status.source_state();
     if now != announced {
+        if now != SourceState::Up {
+            // No frames: the last summary's rate no longer holds.
+            status.set_fps(0.0);
+        }
         let source = status.source();
         hub.announce(ServerMsg::Source {
             state: source.state.name().into(),

@@ -1,5 +1,6 @@
 //! The fuzzing properties (`fuzz/checks.rs`) on every `cargo test`: the
-//! kept corpus (`fuzz/corpus/`, seeds plus what libFuzzer found), then a
+//! hand-written seeds (`fuzz/seeds/`) and the corpus libFuzzer found
+//! (`fuzz/corpus/`, minimised), then a
 //! bounded number of random and mutated inputs from a fixed seed, so a
 //! failure here is reproducible.
 
@@ -12,15 +13,20 @@ use std::path::PathBuf;
 const RANDOM_INPUTS: usize = 100_000;
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(name);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files = Vec::new();
+    for kind in ["seeds", "corpus"] {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz")
+            .join(kind)
+            .join(name);
+        let found: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(found.len() >= 10, "{} is nearly empty", dir.display());
+        files.extend(found);
+    }
     files.sort();
-    assert!(files.len() >= 10, "corpus {name} is nearly empty");
     files.iter().map(|f| std::fs::read(f).unwrap()).collect()
 }
 

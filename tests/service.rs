@@ -404,6 +404,7 @@ fn lost_source_is_reported_retried_and_resumed_while_clients_stay() {
     assert!(detail.contains("images"), "{detail}");
     let status = kao::watch::query_status(&d.socket).unwrap();
     assert_eq!(status.source.state, kao::status::SourceState::Lost);
+    assert_eq!(status.fps, 0.0);
     // Still serving: a new client is greeted.
     let mut late = Client::connect(&d.socket);
     assert!(matches!(late.next(), ServerMsg::Hello { .. }));
@@ -577,12 +578,14 @@ fn model_files_that_are_not_onnx_or_have_wrong_shapes_are_named() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            matches!(out.status.code(), Some(1 | 3)),
-            "{what}: exit {:?}: {err}",
-            out.status
-        );
-        assert!(err.contains("pnet"), "{what}: pnet not named: {err}");
+        assert_eq!(out.status.code(), Some(3), "{what}: {err}");
+        for needle in [
+            "pnet.onnx",
+            &kao::models::sha256_hex(&bytes),
+            "scripts/fetch-assets.sh",
+        ] {
+            assert!(err.contains(needle), "{what}: {needle} not named: {err}");
+        }
     }
 }
 
@@ -809,4 +812,87 @@ fn a_frame_that_fails_inference_is_skipped_and_counted() {
         failed + 1 >= processed && failed <= processed + 1,
         "failed {failed}, processed {processed}"
     );
+}
+
+/// A source that stops delivering without failing (a stalled stream): here
+/// an image read from a named pipe that nobody writes to any more.
+#[test]
+fn stalled_source_is_reported_lost_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("frame.jpg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let messi = std::fs::read(MESSI).unwrap();
+    // 1: feed the pipe, 0: pause, 2: quit.
+    let feeding = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(1));
+    // Each read of the image opens the pipe and reads it to its end. The
+    // feeder only writes while a reader has the pipe open (a non-blocking
+    // open fails otherwise), so that it never waits in `open` once told to
+    // stop.
+    let feeder = {
+        let (fifo, messi, feeding) = (fifo.clone(), messi.clone(), feeding.clone());
+        std::thread::spawn(move || {
+            use std::io::ErrorKind::WouldBlock;
+            use std::os::unix::fs::OpenOptionsExt;
+            const O_NONBLOCK: i32 = 0o4000; // Linux
+            loop {
+                match feeding.load(std::sync::atomic::Ordering::Relaxed) {
+                    2 => return,
+                    0 => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                    _ => {}
+                }
+                let Ok(mut f) = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(O_NONBLOCK)
+                    .open(&fifo)
+                else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let mut rest = &messi[..];
+                while !rest.is_empty() {
+                    match f.write(rest) {
+                        Ok(n) => rest = &rest[n..],
+                        Err(e) if e.kind() == WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(1))
+                        }
+                        Err(_) => break, // the reader went away
+                    }
+                }
+            }
+        })
+    };
+    let set_feeding = |state: u8| feeding.store(state, std::sync::atomic::Ordering::Relaxed);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[source]\nuri = \"{}\"\nimage_fps = 10.0\n[source_retry]\nstall_timeout_s = 1.0\n",
+            fifo.display()
+        ),
+    );
+    let d = serve_config(&cfg);
+    let mut c = Client::connect(&d.socket);
+    assert_eq!(c.frame().width, 548);
+    set_feeding(0);
+
+    let lost = c.until(100, |m| source_state(m) == Some("lost"));
+    let ServerMsg::Source { detail, .. } = lost else {
+        unreachable!()
+    };
+    assert!(detail.contains("no frame for"), "{detail}");
+    let status = kao::watch::query_status(&d.socket).unwrap();
+    assert_eq!(status.source.state, kao::status::SourceState::Lost);
+
+    // Frames flow again: the source is up, by itself.
+    set_feeding(1);
+    c.until(100, |m| source_state(m) == Some("up"));
+    assert_eq!(c.frame().width, 548);
+    set_feeding(2);
+    feeder.join().unwrap();
 }

@@ -35,8 +35,8 @@ pub enum ReloadError {
     Config(#[from] ConfigError),
     #[error("`models.manifest`: {0}")]
     Manifest(#[from] ModelError),
-    #[error("`models.manifest` / `runtime`: cannot build the detector: {0}")]
-    Detector(#[from] DetectError),
+    #[error("`models.manifest` / `runtime`: {hint}: {source}")]
+    Detector { source: DetectError, hint: String },
     #[error("`source.uri`: {0}")]
     Source(#[from] crate::capture::CaptureError),
 }
@@ -81,8 +81,35 @@ pub fn load_config(
 /// Builds the detector a configuration names.
 pub fn load_detector(config: &Config) -> Result<(Manifest, Box<dyn Detector>), ReloadError> {
     let manifest = Manifest::load(std::path::Path::new(&config.models.manifest))?;
-    let detector = crate::inference::load(&manifest, &config.runtime, config.detector.clone())?;
+    let detector = crate::inference::load(&manifest, &config.runtime, config.detector.clone())
+        .map_err(|e| ReloadError::Detector {
+            hint: model_hint(&manifest),
+            source: e,
+        })?;
     Ok((manifest, detector))
+}
+
+/// For a model that passed its checksum but does not load (not ONNX, the
+/// wrong shapes): the files, their expected checksums and how to get the
+/// shipped ones back.
+pub fn model_hint(manifest: &Manifest) -> String {
+    let files: Vec<String> = manifest
+        .models
+        .keys()
+        .map(|role| {
+            format!(
+                "{} (sha256 {})",
+                manifest.file_path(role).display(),
+                manifest.role(role).sha256
+            )
+        })
+        .collect();
+    format!(
+        "cannot load the models listed in {} ({}; run `{}` to fetch the shipped ones)",
+        manifest.path.display(),
+        files.join(", "),
+        manifest.fetch
+    )
 }
 
 /// What clients are told about a configuration and its detector.
