@@ -207,7 +207,7 @@ fn metrics_pass_promtool_and_count_real_frames() {
     // The default model family (BlazeFace + face mesh) has these stages.
     assert!(sample(&metrics, "kao_stage_latency_seconds_sum{stage=\"landmarks\"}") > 0.0);
     assert!(metrics.contains("family=\"blazeface\""), "{metrics}");
-    assert!(metrics.contains("network=\"onet\",provider=\"cpu\"} 1"));
+    assert!(metrics.contains("network=\"landmarks\",provider=\"cpu\"} 1"));
     assert!(metrics.contains(&format!(
         "kao_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
