@@ -78,6 +78,12 @@ pub struct RuntimeConfig {
     pub providers: Vec<String>,
     /// Threads ONNX Runtime uses inside one model run; 0 lets it choose.
     pub intra_threads: usize,
+    /// Let ONNX Runtime's worker threads busy-wait between runs. It saves a
+    /// wake-up per run but burns the cores that preprocessing and the other
+    /// models need; off pays on small machines.
+    pub spinning: bool,
+    /// Graph optimisation level: `all`, `extended`, `basic` or `disable`.
+    pub optimization: String,
 }
 
 impl Default for RuntimeConfig {
@@ -86,6 +92,8 @@ impl Default for RuntimeConfig {
             ort_library: String::new(),
             providers: vec!["cpu".into()],
             intra_threads: 0,
+            spinning: false,
+            optimization: "all".into(),
         }
     }
 }
@@ -237,6 +245,16 @@ impl Config {
                 format!(
                     "must be a non-negative number, got {}",
                     self.log.summary_interval_s
+                ),
+            ));
+        }
+        if !crate::inference::runtime::OPTIMIZATION_LEVELS.contains(&self.runtime.optimization.as_str()) {
+            return Err(invalid(
+                "runtime.optimization",
+                format!(
+                    "must be one of {}, got {:?}",
+                    crate::inference::runtime::OPTIMIZATION_LEVELS.join(", "),
+                    self.runtime.optimization
                 ),
             ));
         }

@@ -81,6 +81,27 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Time the pipeline on a source without clients: frames/s, per-stage
+    /// p50/p90/p99, share of time inside ONNX Runtime, peak memory.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Source to read (default: the configured one).
+    #[arg(long)]
+    source: Option<String>,
+    /// Frames to measure (the source is replayed when shorter).
+    #[arg(long, default_value_t = 100)]
+    frames: usize,
+    /// Frames run before measuring.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// An error and the exit code it maps to.
@@ -142,6 +163,7 @@ fn main() -> ExitCode {
             config,
         } => detect(&images, json, annotate, config),
         Command::Models { config } => models(config),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -392,6 +414,28 @@ fn models(config: Option<PathBuf>) -> Result<u8, Failure> {
             "  {model} runs on {provider} (asked: {})",
             config.runtime.providers.join(", ")
         );
+    }
+    Ok(0)
+}
+
+fn bench(args: BenchArgs) -> Result<u8, Failure> {
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(s) = args.source {
+        config.source.uri = s;
+    }
+    let (_, mut detector) = load_detector(&config)?;
+    let options = kao::bench::BenchOptions {
+        frames: args.frames.max(1),
+        warmup: args.warmup,
+    };
+    let report = kao::bench::run(&config.source, detector.as_mut(), &options)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("cannot serialise the report")?
+        );
+    } else {
+        print!("{}", report.to_text());
     }
     Ok(0)
 }

@@ -85,13 +85,7 @@ impl Mtcnn {
         let net = |name: &'static str| -> Result<Net, DetectError> {
             let spec = manifest.role(name);
             let bytes = manifest.read_verified(name)?;
-            let (session, provider) = runtime::build_session(
-                env,
-                name,
-                &bytes,
-                &runtime_config.providers,
-                runtime_config.intra_threads,
-            )?;
+            let (session, provider) = runtime::build_session(env, name, &bytes, runtime_config)?;
             let output =
                 |meaning: &str| -> Result<String, DetectError> {
                     let tensor = spec
@@ -179,8 +173,11 @@ impl Mtcnn {
         t.add("preprocess", ms_since(start));
 
         let boxes = self.stage_pnet(&image, &mut t)?;
+        let pnet_boxes = boxes.len();
         let boxes = self.stage_rnet(&image, boxes, &mut t)?;
+        let rnet_boxes = boxes.len();
         let faces = self.stage_onet(&image, boxes, &mut t)?;
+        tracing::debug!(pnet_boxes, rnet_boxes, faces = faces.len(), "cascade");
         Ok((faces, t))
     }
 

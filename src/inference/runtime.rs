@@ -5,11 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use tracing::{info, warn};
 
+use crate::config::RuntimeConfig;
+
 /// Providers kao knows how to ask for, in no particular order.
 pub const KNOWN_PROVIDERS: [&str; 3] = ["tensorrt", "cuda", "cpu"];
+
+/// Graph optimisation levels, from most to least.
+pub const OPTIMIZATION_LEVELS: [&str; 4] = ["all", "extended", "basic", "disable"];
 
 /// Where `scripts/fetch-assets.sh` unpacks the library, relative to the
 /// working directory.
@@ -108,20 +114,28 @@ pub fn build_session(
     env: &Environment,
     model_name: &str,
     bytes: &[u8],
-    providers: &[String],
-    intra_threads: usize,
+    config: &RuntimeConfig,
 ) -> Result<(Session, &'static str), RuntimeError> {
     let ort_err = |what: String| move |source: ort::Error| RuntimeError::Ort { what, source };
+    let builder_err = |what: String| {
+        move |e: ort::Error<ort::session::builder::SessionBuilder>| RuntimeError::Ort {
+            what,
+            source: e.into(),
+        }
+    };
     let mut builder =
         Session::builder(env).map_err(ort_err(format!("session builder for {model_name}")))?;
-    if intra_threads > 0 {
+    if config.intra_threads > 0 {
         builder = builder
-            .with_intra_threads(intra_threads)
-            .map_err(|e| RuntimeError::Ort {
-                what: format!("setting intra-op threads for {model_name}"),
-                source: e.into(),
-            })?;
+            .with_intra_threads(config.intra_threads)
+            .map_err(builder_err(format!("setting intra-op threads for {model_name}")))?;
     }
+    builder = builder
+        .with_intra_op_spinning(config.spinning)
+        .map_err(builder_err(format!("setting thread spinning for {model_name}")))?
+        .with_optimization_level(optimization_level(&config.optimization))
+        .map_err(builder_err(format!("setting graph optimisation for {model_name}")))?;
+    let providers = &config.providers;
     let mut used = "cpu";
     for provider in providers {
         match register(&mut builder, provider) {
@@ -143,6 +157,17 @@ pub fn build_session(
         .map_err(ort_err(format!("loading model {model_name}")))?;
     info!(model = model_name, provider = used, "model ready");
     Ok((session, used))
+}
+
+/// The level a config name stands for; names are checked by
+/// `Config::validate`, anything else gets the default (`all`).
+fn optimization_level(name: &str) -> GraphOptimizationLevel {
+    match name {
+        "disable" => GraphOptimizationLevel::Disable,
+        "basic" => GraphOptimizationLevel::Level1,
+        "extended" => GraphOptimizationLevel::Level2,
+        _ => GraphOptimizationLevel::All,
+    }
 }
 
 /// Registers one provider. `Ok(None)` is the CPU provider, which needs no
