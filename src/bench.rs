@@ -144,7 +144,10 @@ pub fn run(
         let start = Instant::now();
         let (faces, stages) = detector
             .detect(&image)
-            .map_err(|source| BenchError::Detect { frame: seen, source })?;
+            .map_err(|source| BenchError::Detect {
+                frame: seen,
+                source,
+            })?;
         let detect_ms = ms_since(start);
 
         // Publishing as the daemon does: the message, its JSON line, the

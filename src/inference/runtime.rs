@@ -128,13 +128,19 @@ pub fn build_session(
     if config.intra_threads > 0 {
         builder = builder
             .with_intra_threads(config.intra_threads)
-            .map_err(builder_err(format!("setting intra-op threads for {model_name}")))?;
+            .map_err(builder_err(format!(
+                "setting intra-op threads for {model_name}"
+            )))?;
     }
     builder = builder
         .with_intra_op_spinning(config.spinning)
-        .map_err(builder_err(format!("setting thread spinning for {model_name}")))?
+        .map_err(builder_err(format!(
+            "setting thread spinning for {model_name}"
+        )))?
         .with_optimization_level(optimization_level(&config.optimization))
-        .map_err(builder_err(format!("setting graph optimisation for {model_name}")))?;
+        .map_err(builder_err(format!(
+            "setting graph optimisation for {model_name}"
+        )))?;
     let providers = &config.providers;
     let mut used = "cpu";
     for provider in providers {
