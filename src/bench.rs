@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::capture::{self, CaptureError};
 use crate::config::SourceConfig;
 use crate::frame::unix_ms;
-use crate::inference::{DetectError, Detector};
+use crate::inference::{DetectError, Detector, Face};
 use crate::publish::protocol::{FaceMsg, FrameMsg, Timings};
 use crate::publish::{Hub, Published, ServerInfo};
 use crate::stats::percentile;
@@ -35,8 +35,8 @@ pub enum BenchError {
         #[source]
         source: DetectError,
     },
-    #[error("{uri} gave no frames to measure (it ended after {skipped} warm-up frames)")]
-    NoFrames { uri: String, skipped: usize },
+    #[error("{uri} gave no frames to measure")]
+    NoFrames { uri: String },
 }
 
 /// What to measure.
@@ -44,9 +44,11 @@ pub enum BenchError {
 pub struct BenchOptions {
     /// Frames measured, after the warm-up.
     pub frames: usize,
-    /// Frames run first and not measured (session warm-up, first
-    /// allocations).
+    /// Runs on the first frame before measuring (session warm-up, first
+    /// allocations); the measured frames still start with the first.
     pub warmup: usize,
+    /// Keep every frame's faces in the report (for comparing detections).
+    pub keep_faces: bool,
 }
 
 impl Default for BenchOptions {
@@ -54,6 +56,7 @@ impl Default for BenchOptions {
         BenchOptions {
             frames: 100,
             warmup: 3,
+            keep_faces: false,
         }
     }
 }
@@ -112,6 +115,9 @@ pub struct BenchReport {
     /// Peak resident memory of the process, in MiB (VmHWM); `None` where
     /// /proc is not there.
     pub peak_rss_mib: Option<f64>,
+    /// Every measured frame's faces, when asked for.
+    #[serde(skip)]
+    pub faces: Vec<Vec<Face>>,
 }
 
 /// Runs the detector over `options.frames` frames of a source.
@@ -128,24 +134,32 @@ pub fn run(
         None => per_stage.push((stage.to_string(), vec![ms])),
     };
     let (mut width, mut height) = (0, 0);
-    let (mut measured, mut faces_total, mut seen) = (0usize, 0usize, 0usize);
+    let (mut measured, mut faces_total) = (0usize, 0usize);
     let (mut processing_s, mut decode_s) = (0.0f64, 0.0f64);
+    let mut kept = Vec::new();
 
     while measured < options.frames {
         let start = Instant::now();
         let image = match source.read()? {
             Some(image) => image,
-            None if seen > 0 && source.rewind() => continue,
+            None if measured > 0 && source.rewind() => continue,
             None => break,
         };
         let decode_ms = ms_since(start);
+        if measured == 0 {
+            for _ in 0..options.warmup {
+                detector
+                    .detect(&image)
+                    .map_err(|source| BenchError::Detect { frame: 0, source })?;
+            }
+        }
         let captured_at = std::time::SystemTime::now();
 
         let start = Instant::now();
         let (faces, stages) = detector
             .detect(&image)
             .map_err(|source| BenchError::Detect {
-                frame: seen,
+                frame: measured,
                 source,
             })?;
         let detect_ms = ms_since(start);
@@ -155,8 +169,11 @@ pub fn run(
         let publish_start = Instant::now();
         let (w, h) = (image.cols(), image.rows());
         let n_faces = faces.len();
+        if options.keep_faces {
+            kept.push(faces.clone());
+        }
         let message = FrameMsg {
-            seq: seen as u64,
+            seq: measured as u64,
             captured_at_ms: unix_ms(captured_at),
             width: w,
             height: h,
@@ -170,10 +187,6 @@ pub fn run(
         let publish_ms = ms_since(publish_start);
         let processing_ms = ms_since(start);
 
-        seen += 1;
-        if seen <= options.warmup {
-            continue;
-        }
         (width, height) = (w, h);
         add("decode", decode_ms);
         for (stage, ms) in stages.iter() {
@@ -189,7 +202,6 @@ pub fn run(
     if measured == 0 {
         return Err(BenchError::NoFrames {
             uri: source.describe(),
-            skipped: seen,
         });
     }
 
@@ -214,7 +226,7 @@ pub fn run(
         width,
         height,
         frames: measured,
-        warmup: options.warmup.min(seen),
+        warmup: options.warmup,
         providers: detector.providers(),
         fps: round3(measured as f64 / processing_s.max(1e-9)),
         fps_with_decode: round3(measured as f64 / (processing_s + decode_s).max(1e-9)),
@@ -223,10 +235,40 @@ pub fn run(
         stages,
         faces_per_frame: round3(faces_total as f64 / measured as f64),
         peak_rss_mib: peak_rss_mib(),
+        faces: kept,
     })
 }
 
 impl BenchReport {
+    /// The kept faces in the reference scripts' format: `{"frames":
+    /// [{"index": i, "faces": [{"box", "score", "keypoints"}]}]}`, boxes
+    /// `[x1, y1, x2, y2]` in MTCNN's convention.
+    pub fn detections_json(&self) -> serde_json::Value {
+        let frames: Vec<serde_json::Value> = self
+            .faces
+            .iter()
+            .enumerate()
+            .map(|(index, faces)| {
+                let faces: Vec<serde_json::Value> = faces
+                    .iter()
+                    .map(|f| {
+                        serde_json::json!({
+                            "box": f.bbox,
+                            "score": f.score,
+                            "keypoints": f.keypoints,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "index": index, "faces": faces })
+            })
+            .collect();
+        serde_json::json!({
+            "source": self.source,
+            "fps": self.fps,
+            "frames": frames,
+        })
+    }
+
     /// The report as the readable text `kao bench` prints.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
@@ -238,7 +280,7 @@ impl BenchReport {
             .collect();
         let _ = writeln!(
             s,
-            "{} ({}x{}): {} frames after {} warm-up, providers {}",
+            "{} ({}x{}): {} frames after {} warm-up runs, providers {}",
             self.source,
             self.width,
             self.height,

@@ -94,12 +94,16 @@ struct BenchArgs {
     /// Frames to measure (the source is replayed when shorter).
     #[arg(long, default_value_t = 100)]
     frames: usize,
-    /// Frames run before measuring.
+    /// Untimed runs on the first frame before measuring.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Write every frame's faces to this file (JSON), to compare them with
+    /// another detector's (scripts/compare-reference.sh does).
+    #[arg(long)]
+    detections: Option<PathBuf>,
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -427,8 +431,15 @@ fn bench(args: BenchArgs) -> Result<u8, Failure> {
     let options = kao::bench::BenchOptions {
         frames: args.frames.max(1),
         warmup: args.warmup,
+        keep_faces: args.detections.is_some(),
     };
     let report = kao::bench::run(&config.source, detector.as_mut(), &options)?;
+    if let Some(path) = &args.detections {
+        let text = serde_json::to_string(&report.detections_json())
+            .context("cannot serialise the detections")?;
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write detections to {}", path.display()))?;
+    }
     if args.json {
         println!(
             "{}",
