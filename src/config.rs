@@ -88,6 +88,15 @@ pub struct RuntimeConfig {
     pub spinning: bool,
     /// Graph optimisation level: `all`, `extended`, `basic` or `disable`.
     pub optimization: String,
+    /// GPU used by the `cuda` and `tensorrt` providers.
+    pub device_id: i32,
+    /// Let TensorRT build half-precision engines (faster on most GPUs;
+    /// scores may differ from the CPU's in the third decimal).
+    pub fp16: bool,
+    /// Folder for TensorRT's engine and timing caches. Empty: `tensorrt/`
+    /// in the state directory (`$STATE_DIRECTORY`, else
+    /// `$XDG_STATE_HOME/kao`, else `~/.local/state/kao`).
+    pub tensorrt_cache: String,
 }
 
 impl Default for RuntimeConfig {
@@ -99,6 +108,9 @@ impl Default for RuntimeConfig {
             intra_threads: 0,
             spinning: false,
             optimization: "all".into(),
+            device_id: 0,
+            fp16: false,
+            tensorrt_cache: String::new(),
         }
     }
 }

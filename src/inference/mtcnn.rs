@@ -119,79 +119,27 @@ impl Mtcnn {
     ) -> Result<Mtcnn, DetectError> {
         let library = runtime::resolve_library(&runtime_config.ort_library)?;
         let env = runtime::environment(&library)?;
-        let workers = runtime_config.effective_workers();
-        let mut session_config = runtime_config.clone();
-        session_config.intra_threads = runtime_config.effective_intra_threads();
-        let net = |name: &'static str| -> Result<Net, DetectError> {
-            let spec = manifest.role(name);
-            let bytes = manifest.read_verified(name)?;
-            let (session, provider) = runtime::build_session(env, name, &bytes, &session_config)?;
-            let output =
-                |meaning: &str| -> Result<String, DetectError> {
-                    let tensor = spec
-                        .outputs
-                        .get(meaning)
-                        .ok_or_else(|| DetectError::Shape {
-                            model: name.into(),
-                            problem: format!(
-                                "manifest {} has no `{meaning}` output for {name}",
-                                manifest.path.display()
-                            ),
-                        })?;
-                    if !session.outputs().iter().any(|o| o.name() == tensor) {
-                        return Err(DetectError::Shape {
-                            model: name.into(),
-                            problem: format!(
-                            "manifest names output {tensor:?}, but the model's outputs are {:?}",
-                            session.outputs().iter().map(|o| o.name()).collect::<Vec<_>>()
-                        ),
-                        });
-                    }
-                    Ok(tensor.clone())
-                };
-            if !session.inputs().iter().any(|i| i.name() == spec.input) {
-                return Err(DetectError::Shape {
-                    model: name.into(),
-                    problem: format!(
-                        "manifest names input {:?}, but the model's inputs are {:?}",
-                        spec.input,
-                        session
-                            .inputs()
-                            .iter()
-                            .map(|i| i.name())
-                            .collect::<Vec<_>>()
-                    ),
-                });
-            }
-            Ok(Net {
-                name,
-                regression: output("regression")?,
-                score: output("score")?,
-                keypoints: if name == "onet" {
-                    Some(output("keypoints")?)
-                } else {
-                    None
-                },
-                input: spec.input.clone(),
-                session,
-                provider,
-            })
+        let mut config = runtime_config.clone();
+        config.intra_threads = runtime_config.effective_intra_threads();
+        let first = Lane::load(env, manifest, &config)?;
+        // The other lanes ask straight for the provider the first one got,
+        // so a missing provider is tried and reported once.
+        let got = first.pnet.provider.split('+').next().unwrap_or("cpu");
+        config.providers = vec![got.to_string()];
+        // On a GPU the models are not what the lanes share out: one lane
+        // unless more are asked for.
+        let workers = if runtime_config.workers == 0 && got != "cpu" {
+            1
+        } else {
+            runtime_config.effective_workers()
         };
-        let mut lanes = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            lanes.push(Lane {
-                pnet: net("pnet")?,
-                rnet: net("rnet")?,
-                onet: net("onet")?,
-                resized: Mat::default(),
-                crop: Mat::default(),
-                input: Vec::new(),
-                times: StageTimings::default(),
-            });
+        let mut lanes = vec![first];
+        for _ in 1..workers {
+            lanes.push(Lane::load(env, manifest, &config)?);
         }
         tracing::info!(
             workers,
-            intra_threads = session_config.intra_threads,
+            intra_threads = config.intra_threads,
             "MTCNN lanes ready"
         );
         Ok(Mtcnn {
@@ -392,7 +340,91 @@ enum Refiner {
     Onet,
 }
 
+impl Net {
+    /// Builds one network's session and checks its tensor names against
+    /// the manifest.
+    fn load(
+        env: &ort::environment::Environment,
+        manifest: &Manifest,
+        name: &'static str,
+        config: &RuntimeConfig,
+    ) -> Result<Net, DetectError> {
+        let spec = manifest.role(name);
+        let bytes = manifest.read_verified(name)?;
+        let (session, provider) = runtime::build_session(env, name, &bytes, config)?;
+        let output = |meaning: &str| -> Result<String, DetectError> {
+            let tensor = spec
+                .outputs
+                .get(meaning)
+                .ok_or_else(|| DetectError::Shape {
+                    model: name.into(),
+                    problem: format!(
+                        "manifest {} has no `{meaning}` output for {name}",
+                        manifest.path.display()
+                    ),
+                })?;
+            if !session.outputs().iter().any(|o| o.name() == tensor) {
+                return Err(DetectError::Shape {
+                    model: name.into(),
+                    problem: format!(
+                        "manifest names output {tensor:?}, but the model's outputs are {:?}",
+                        session
+                            .outputs()
+                            .iter()
+                            .map(|o| o.name())
+                            .collect::<Vec<_>>()
+                    ),
+                });
+            }
+            Ok(tensor.clone())
+        };
+        if !session.inputs().iter().any(|i| i.name() == spec.input) {
+            return Err(DetectError::Shape {
+                model: name.into(),
+                problem: format!(
+                    "manifest names input {:?}, but the model's inputs are {:?}",
+                    spec.input,
+                    session
+                        .inputs()
+                        .iter()
+                        .map(|i| i.name())
+                        .collect::<Vec<_>>()
+                ),
+            });
+        }
+        Ok(Net {
+            name,
+            regression: output("regression")?,
+            score: output("score")?,
+            keypoints: if name == "onet" {
+                Some(output("keypoints")?)
+            } else {
+                None
+            },
+            input: spec.input.clone(),
+            session,
+            provider,
+        })
+    }
+}
+
 impl Lane {
+    fn load(
+        env: &ort::environment::Environment,
+        manifest: &Manifest,
+        config: &RuntimeConfig,
+    ) -> Result<Lane, DetectError> {
+        Ok(Lane {
+            pnet: Net::load(env, manifest, "pnet", config)?,
+            rnet: Net::load(env, manifest, "rnet", config)?,
+            onet: Net::load(env, manifest, "onet", config)?,
+            resized: Mat::default(),
+            crop: Mat::default(),
+            input: Vec::new(),
+            times: StageTimings::default(),
+        })
+    }
+
     /// P-Net at one pyramid scale: resize, normalise, run, decode, and thin
     /// the candidates within the scale.
     fn pnet_scale(
