@@ -112,6 +112,10 @@ pub struct BenchReport {
     /// p99 of the processing time over its mean.
     pub p99_over_mean: f64,
     pub faces_per_frame: f64,
+    /// CPU time (all threads, user and system) per measured frame, in
+    /// milliseconds; unlike frames/s it barely moves when other work
+    /// shares the machine. `None` where /proc is not there.
+    pub cpu_ms_per_frame: Option<f64>,
     /// Peak resident memory of the process, in MiB (VmHWM); `None` where
     /// /proc is not there.
     pub peak_rss_mib: Option<f64>,
@@ -137,6 +141,7 @@ pub fn run(
     let (mut measured, mut faces_total) = (0usize, 0usize);
     let (mut processing_s, mut decode_s) = (0.0f64, 0.0f64);
     let mut kept = Vec::new();
+    let mut cpu_s = 0.0f64;
 
     while measured < options.frames {
         let start = Instant::now();
@@ -155,6 +160,7 @@ pub fn run(
         }
         let captured_at = std::time::SystemTime::now();
 
+        let cpu_before = cpu_seconds();
         let start = Instant::now();
         let (faces, stages) = detector
             .detect(&image)
@@ -186,6 +192,9 @@ pub fn run(
         hub.publish(Published::new(message, image, faces, 80));
         let publish_ms = ms_since(publish_start);
         let processing_ms = ms_since(start);
+        if let (Some(a), Some(b)) = (cpu_before, cpu_seconds()) {
+            cpu_s += b - a;
+        }
 
         (width, height) = (w, h);
         add("decode", decode_ms);
@@ -234,6 +243,7 @@ pub fn run(
         p99_over_mean: round3(processing.p99 / processing.mean.max(1e-9)),
         stages,
         faces_per_frame: round3(faces_total as f64 / measured as f64),
+        cpu_ms_per_frame: cpu_seconds().map(|_| round3(1000.0 * cpu_s / measured as f64)),
         peak_rss_mib: peak_rss_mib(),
         faces: kept,
     })
@@ -312,6 +322,17 @@ impl BenchReport {
         );
         let _ = writeln!(s, "processing p99 / mean: {:.2}", self.p99_over_mean);
         let _ = writeln!(s, "faces per frame: {:.2}", self.faces_per_frame);
+        if let Some(cpu) = self.cpu_ms_per_frame {
+            let _ = writeln!(
+                s,
+                "CPU time per frame: {cpu:.1} ms (all threads; {:.2} cores busy while processing)",
+                cpu / self
+                    .stages
+                    .iter()
+                    .find(|s| s.stage == "processing")
+                    .map_or(f64::NAN, |s| s.mean)
+            );
+        }
         match self.peak_rss_mib {
             Some(m) => {
                 let _ = writeln!(s, "peak RSS: {m:.1} MiB");
@@ -328,6 +349,28 @@ impl BenchReport {
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_vm_kib(&status, "VmHWM:").map(|kib| kib / 1024.0)
+}
+
+/// Clock ticks per second of /proc's CPU times (`USER_HZ`): 100 on every
+/// Linux architecture kao runs on.
+const USER_HZ: f64 = 100.0;
+
+/// CPU time this process has used so far (all threads, user and system),
+/// in seconds, from /proc/self/stat; 10 ms resolution.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks / USER_HZ)
+}
+
+/// utime + stime (fields 14 and 15) of a /proc/<pid>/stat line. The
+/// command name (field 2) may hold spaces, so fields are counted after its
+/// closing parenthesis.
+fn parse_cpu_ticks(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Current resident set size of this process in MiB, from `VmRSS`.
@@ -376,6 +419,15 @@ mod tests {
         let now = parse_vm_kib(&status, "VmRSS:").expect("VmRSS line");
         assert!(now > 0.0 && peak >= now, "peak {peak} KiB, now {now} KiB");
         assert!(peak_rss_mib().is_some_and(|m| m * 1024.0 >= peak));
+    }
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime() {
+        // A command name with a space and a parenthesis, as /proc allows.
+        let stat = "4242 (kao (x) y) R 1 4242 4242 0 -1 4194304 100 0 0 0 250 37 0 0 20 0 3 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(287.0));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+        assert!(cpu_seconds().is_some_and(|s| s >= 0.0));
     }
 
     #[test]

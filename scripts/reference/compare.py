@@ -94,7 +94,11 @@ def main():
     print(f"kao:                  {report['fps']:.2f} frames/s "
           f"({report['ort_percent']:.1f} % inside ONNX Runtime, "
           f"processing p99/mean {report['p99_over_mean']:.2f})")
-    print(f"ratio kao/reference:  {ratio:.2f}x")
+    print(f"ratio kao/reference:  {ratio:.2f}x frames/s")
+    if ref.get("cpu_ms_per_frame") and report.get("cpu_ms_per_frame"):
+        rc, kc = ref["cpu_ms_per_frame"], report["cpu_ms_per_frame"]
+        print(f"CPU time per frame:   reference {rc:.1f} ms, kao {kc:.1f} ms "
+              f"(kao needs {kc / rc:.2f}x the reference's CPU time; {rc / kc:.2f}x less)")
     agree = frames_differing == 0
     print("detections agree" if agree else "DETECTIONS DIFFER")
     sys.exit(0 if agree else 1)
