@@ -104,6 +104,7 @@ struct BenchArgs {
     /// another detector's (scripts/compare-reference.sh does).
     #[arg(long)]
     detections: Option<PathBuf>,
+    /// Configuration file (runtime and detector settings; see config/kao.toml).
     #[arg(long)]
     config: Option<PathBuf>,
 }
