@@ -248,10 +248,13 @@ impl Mtcnn {
         boxes: &[Bbox],
         t: &mut StageTimings,
     ) -> Result<Vec<Refined>, DetectError> {
-        let start = Instant::now();
-        self.image
-            .convert_to_def(&mut self.float, opencv::core::CV_32F)?;
-        t.add("preprocess", ms_since(start));
+        // O-Net runs after R-Net on the same frame: one conversion serves both.
+        if which == Refiner::Rnet {
+            let start = Instant::now();
+            self.image
+                .convert_to_def(&mut self.float, opencv::core::CV_32F)?;
+            t.add("preprocess", ms_since(start));
+        }
         let runs = split_runs(boxes.len(), self.lanes.len());
         let (float, norm) = (&self.float, self.norm);
         let per_lane = in_lanes(&mut self.lanes, runs.len(), t, |k, lane| {
