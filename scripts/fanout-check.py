@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 KAO = os.path.join(ROOT, "target", "release", "kao")
 USER_HZ = 100  # clock ticks per second of /proc/<pid>/stat on Linux
 FPS_LINE = re.compile(r"fps=([0-9.]+)")
+P50_LINE = re.compile(r"p50_ms=([0-9.]+)")
+P99_LINE = re.compile(r"p99_ms=([0-9.]+)")
 
 
 def cpu_seconds(pid):
@@ -68,12 +71,15 @@ async def phase(pid, log, clients, seconds, socket_path, samples):
         samples.append((round(time.monotonic(), 1), clients, rss_mib(pid)))
     cpu = cpu_seconds(pid) - cpu0
     lines = open(log).read().splitlines()[start_lines:]
-    fps = [float(m.group(1)) for l in lines if " pipeline" in l and (m := FPS_LINE.search(l))]
+    summaries = [l for l in lines if " pipeline" in l and FPS_LINE.search(l)]
+    fps = [float(FPS_LINE.search(l).group(1)) for l in summaries]
+    p50 = [float(m.group(1)) for l in summaries if (m := P50_LINE.search(l))]
+    p99 = [float(m.group(1)) for l in summaries if (m := P99_LINE.search(l))]
     stop.set()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return fps, cpu, sum(counts)
+    return fps, cpu, sum(counts), p50, p99
 
 
 def main():
@@ -114,11 +120,13 @@ def main():
             daemon.kill()
 
     def summary(name, result):
-        fps, cpu, messages = result
+        fps, cpu, messages, p50, p99 = result
         mean = sum(fps) / len(fps) if fps else float("nan")
         frames = mean * args.seconds
+        avg = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731
         print(f"{name:<12} {mean:6.2f} frames/s (from {len(fps)} summaries), "
-              f"daemon CPU {1000 * cpu / frames:6.1f} ms per frame, {messages} messages read by clients")
+              f"daemon CPU {1000 * cpu / frames:6.1f} ms per frame, {messages} messages read by clients, "
+              f"capture-to-publish p50 {avg(p50):.1f} ms p99 {avg(p99):.1f} ms (mean of the summaries)")
         return mean, 1000 * cpu / frames
 
     print(f"kao serve on {args.video}, at its own rate (25 frames/s); load average {os.getloadavg()[0]:.2f} "
@@ -128,8 +136,10 @@ def main():
     print(f"frames/s with {args.clients} clients: {100 * (b[0] / a[0] - 1):+.1f} %; "
           f"CPU per frame: {100 * (b[1] / a[1] - 1):+.1f} %")
     rss = [s[2] for s in samples]
-    print(f"resident memory: first {rss[0]:.1f} MiB, last {rss[-1]:.1f} MiB, max {max(rss):.1f} MiB "
-          f"over {len(rss)} samples")
+    quarters = [rss[min(len(rss) - 1, len(rss) * q // 4)] for q in range(5)]
+    print(f"resident memory (MiB) at 0, 1/4, 1/2, 3/4 and all of the run: "
+          f"{', '.join(f'{r:.1f}' for r in quarters)}; max {max(rss):.1f} over {len(rss)} samples")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
