@@ -373,12 +373,6 @@ fn parse_cpu_ticks(stat: &str) -> Option<f64> {
     Some(utime + stime)
 }
 
-/// Current resident set size of this process in MiB, from `VmRSS`.
-pub fn rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_vm_kib(&status, "VmRSS:").map(|kib| kib / 1024.0)
-}
-
 /// A `Key:   1234 kB` line of /proc/<pid>/status, in KiB.
 fn parse_vm_kib(status: &str, key: &str) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with(key))?;

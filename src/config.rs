@@ -91,7 +91,7 @@ pub struct RuntimeConfig {
     /// GPU used by the `cuda` and `tensorrt` providers.
     pub device_id: i32,
     /// Let TensorRT build half-precision engines (faster on most GPUs;
-    /// scores may differ from the CPU's in the third decimal).
+    /// scores and boxes may differ slightly from the CPU's).
     pub fp16: bool,
     /// Folder for TensorRT's engine and timing caches. Empty: `tensorrt/`
     /// in the state directory (`$STATE_DIRECTORY`, else
