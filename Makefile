@@ -5,7 +5,7 @@
 # to build and is built once.
 
 CARGO ?= cargo
-.PHONY: setup build demo test fmt-check clippy unit fixtures service-check fuzz-short fuzz install blazeface-models
+.PHONY: setup build demo test fmt-check clippy unit fixtures service-check fuzz-short fuzz install blazeface-models compare bench-hot
 
 setup:
 	./scripts/setup.sh
@@ -80,3 +80,14 @@ fixtures: setup
 # against their manifests (the files are committed; this shows they can be).
 blazeface-models:
 	./scripts/models/build-blazeface.sh
+
+# kao against the reference Python MTCNN on the same 100 video frames:
+# detections must agree; prints both frames/s and their ratio. Not part of
+# `make test` (timings are reported, never asserted).
+compare: build
+	./scripts/compare-reference.sh
+
+# Micro-benchmarks of the hot functions (resize/normalise, crops, NMS,
+# P-Net decoding). The bench profile is the release profile.
+bench-hot: setup
+	$(CARGO) bench --locked --bench hot

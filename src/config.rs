@@ -100,8 +100,27 @@ pub struct RuntimeConfig {
     /// Execution providers in order of preference; `cpu` is always the last
     /// resort. Known: `tensorrt`, `cuda`, `cpu`.
     pub providers: Vec<String>,
-    /// Threads ONNX Runtime uses inside one model run; 0 lets it choose.
+    /// Threads that share one frame's work (pyramid scales, crops), each
+    /// with its own sessions; 0: one per core.
+    pub workers: usize,
+    /// Threads ONNX Runtime uses inside one model run; 0: the cores left
+    /// to each worker (at least one).
     pub intra_threads: usize,
+    /// Let ONNX Runtime's worker threads busy-wait between runs. It saves a
+    /// wake-up per run but burns the cores that preprocessing and the other
+    /// models need; off pays on small machines.
+    pub spinning: bool,
+    /// Graph optimisation level: `all`, `extended`, `basic` or `disable`.
+    pub optimization: String,
+    /// GPU used by the `cuda` and `tensorrt` providers.
+    pub device_id: i32,
+    /// Let TensorRT build half-precision engines (faster on most GPUs;
+    /// scores and boxes may differ slightly from the CPU's).
+    pub fp16: bool,
+    /// Folder for TensorRT's engine and timing caches. Empty: `tensorrt/`
+    /// in the state directory (`$STATE_DIRECTORY`, else
+    /// `$XDG_STATE_HOME/kao`, else `~/.local/state/kao`).
+    pub tensorrt_cache: String,
 }
 
 impl Default for RuntimeConfig {
@@ -109,9 +128,40 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             ort_library: String::new(),
             providers: vec!["cpu".into()],
+            workers: 0,
             intra_threads: 0,
+            spinning: false,
+            optimization: "all".into(),
+            device_id: 0,
+            fp16: false,
+            tensorrt_cache: String::new(),
         }
     }
+}
+
+impl RuntimeConfig {
+    /// `workers` with 0 resolved to the number of cores.
+    pub fn effective_workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            cores()
+        }
+    }
+
+    /// `intra_threads` with 0 resolved to the cores per worker.
+    pub fn effective_intra_threads(&self) -> usize {
+        if self.intra_threads > 0 {
+            self.intra_threads
+        } else {
+            (cores() / self.effective_workers()).max(1)
+        }
+    }
+}
+
+/// Cores this process may use (1 when that cannot be told).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -330,6 +380,18 @@ impl Config {
         self.http
             .validate()
             .map_err(|(key, problem)| invalid(key, problem))?;
+        if !crate::inference::runtime::OPTIMIZATION_LEVELS
+            .contains(&self.runtime.optimization.as_str())
+        {
+            return Err(invalid(
+                "runtime.optimization",
+                format!(
+                    "must be one of {}, got {:?}",
+                    crate::inference::runtime::OPTIMIZATION_LEVELS.join(", "),
+                    self.runtime.optimization
+                ),
+            ));
+        }
         for p in &self.runtime.providers {
             if !crate::inference::runtime::KNOWN_PROVIDERS.contains(&p.as_str()) {
                 return Err(invalid(

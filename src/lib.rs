@@ -6,6 +6,7 @@
 //! reading there.
 
 pub mod annotate;
+pub mod bench;
 pub mod capture;
 pub mod config;
 pub mod frame;

@@ -96,6 +96,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Time the pipeline on a source without clients: frames/s, per-stage
+    /// p50/p90/p99, share of time inside ONNX Runtime, peak memory.
+    Bench(BenchArgs),
     /// List the models, their checksums and the providers they run on.
     Models {
         #[command(subcommand)]
@@ -123,6 +126,29 @@ enum ModelsAction {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Source to read (default: the configured one).
+    #[arg(long)]
+    source: Option<String>,
+    /// Frames to measure (the source is replayed when shorter).
+    #[arg(long, default_value_t = 100)]
+    frames: usize,
+    /// Untimed runs on the first frame before measuring.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write every frame's faces to this file (JSON), to compare them with
+    /// another detector's (scripts/compare-reference.sh does).
+    #[arg(long)]
+    detections: Option<PathBuf>,
+    /// Configuration file (runtime and detector settings; see config/kao.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// An error and the exit code it maps to.
@@ -199,6 +225,7 @@ fn main() -> ExitCode {
         Command::Models { config, .. } => models(config),
         Command::CheckConfig { file } => check_config(&file),
         Command::Status { socket, json } => status(socket, json),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -547,6 +574,35 @@ fn models(config: Option<PathBuf>) -> Result<u8, Failure> {
             "  {model} runs on {provider} (asked: {})",
             config.runtime.providers.join(", ")
         );
+    }
+    Ok(0)
+}
+
+fn bench(args: BenchArgs) -> Result<u8, Failure> {
+    let mut config = load_config(args.config.as_deref())?;
+    if let Some(s) = args.source {
+        config.source.uri = s;
+    }
+    let (_, mut detector) = load_detector(&config)?;
+    let options = kao::bench::BenchOptions {
+        frames: args.frames.max(1),
+        warmup: args.warmup,
+        keep_faces: args.detections.is_some(),
+    };
+    let report = kao::bench::run(&config.source, detector.as_mut(), &options)?;
+    if let Some(path) = &args.detections {
+        let text = serde_json::to_string(&report.detections_json())
+            .context("cannot serialise the detections")?;
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write detections to {}", path.display()))?;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("cannot serialise the report")?
+        );
+    } else {
+        print!("{}", report.to_text());
     }
     Ok(0)
 }

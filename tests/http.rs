@@ -205,7 +205,12 @@ fn metrics_pass_promtool_and_count_real_frames() {
     assert!(total("+Inf") >= processed);
     assert!(total("0.001") <= total("0.1") && total("0.1") <= total("+Inf"));
     // The default model family (BlazeFace + face mesh) has these stages.
-    assert!(sample(&metrics, "kao_stage_latency_seconds_sum{stage=\"landmarks\"}") > 0.0);
+    assert!(
+        sample(
+            &metrics,
+            "kao_stage_latency_seconds_sum{stage=\"landmarks\"}"
+        ) > 0.0
+    );
     assert!(metrics.contains("family=\"blazeface\""), "{metrics}");
     assert!(metrics.contains("network=\"landmarks\",provider=\"cpu\"} 1"));
     assert!(metrics.contains(&format!(

@@ -12,7 +12,12 @@
 # requirements.txt or the sdist change; the fixture is rewritten each run
 # (the detector is deterministic, so it comes out byte-identical).
 # Only PyPI is contacted (through pip, by scripts/fetch-assets.sh and here).
+#
+# `make_fixtures.sh --setup-only` prepares the venv and the extraction and
+# stops (scripts/compare-reference.sh uses it).
 set -euo pipefail
+setup_only=false
+[ "${1:-}" = "--setup-only" ] && setup_only=true
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -58,6 +63,10 @@ if [ "$(cat "$refdir/.sdist.sha256" 2>/dev/null)" != "$sdist_sha" ]; then
     exit 1
   fi
   echo "$sdist_sha" > "$refdir/.sdist.sha256"
+fi
+
+if $setup_only; then
+  exit 0
 fi
 
 mkdir -p "$(dirname "$out")"

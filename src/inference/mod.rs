@@ -38,6 +38,8 @@ pub enum DetectError {
     Shape { model: String, problem: String },
     #[error("image processing failed: {0}")]
     OpenCv(#[from] opencv::Error),
+    #[error("{0}")]
+    Worker(String),
     #[error("frame must be 8-bit, 3-channel BGR with a non-zero size, got {0}")]
     BadFrame(String),
 }

@@ -149,12 +149,11 @@ impl Net {
         // threads costs more than it gains (on two cores, busy with other
         // work, one thread ran the face mesh 3-4× faster than two), and it
         // leaves the other core to capture and decoding.
-        let threads = match runtime_config.intra_threads {
-            0 => SMALL_MODEL_THREADS,
-            n => n,
-        };
-        let (session, provider) =
-            runtime::build_session(env, role, &bytes, &runtime_config.providers, threads)?;
+        let mut session_config = runtime_config.clone();
+        if session_config.intra_threads == 0 {
+            session_config.intra_threads = SMALL_MODEL_THREADS;
+        }
+        let (session, provider) = runtime::build_session(env, role, &bytes, &session_config)?;
         let problem = |problem: String| DetectError::Shape {
             model: role.to_owned(),
             problem: format!("manifest {}: {problem}", manifest.path.display()),
