@@ -10,9 +10,22 @@ fn bench_reports_every_stage_and_writes_the_reference_detections() {
     common::require(std::path::Path::new(common::MEGAMIND));
     let dir = tempfile::tempdir().unwrap();
     let detections = dir.path().join("faces.json");
+    // MTCNN, whose reference detections are in the fixtures (the default
+    // family is BlazeFace).
+    let config = dir.path().join("mtcnn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models]\nmanifest = {:?}\n",
+            common::repo().join("models/mtcnn/manifest.toml")
+        ),
+    )
+    .unwrap();
     let out = Command::new(common::kao_bin())
         .current_dir(common::repo())
         .args(["bench", "--source", common::MEGAMIND, "--frames", "26"])
+        .arg("--config")
+        .arg(&config)
         .args(["--warmup", "1", "--json", "--detections"])
         .arg(&detections)
         .output()

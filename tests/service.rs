@@ -682,7 +682,7 @@ fn kao_status_prints_what_the_daemon_is_doing() {
         "frames:",
         "dropped",
         "clients:   2",
-        "onet=cpu",
+        "landmarks=cpu",
         "uptime:",
     ] {
         assert!(text.contains(field), "{field} missing:\n{text}");
