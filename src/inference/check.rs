@@ -35,12 +35,7 @@ pub fn role_for(manifest: &Manifest, file: &Path, role: Option<&str>) -> Result<
             Err(format!(
                 "manifest {} has no role {r:?} (it has: {})",
                 manifest.path.display(),
-                manifest
-                    .models
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                role_names(manifest)
             ))
         };
     }
@@ -57,14 +52,19 @@ pub fn role_for(manifest: &Manifest, file: &Path, role: Option<&str>) -> Result<
             format!(
                 "no role of manifest {} names a file called {name:?}; say which with --role ({})",
                 manifest.path.display(),
-                manifest
-                    .models
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                role_names(manifest)
             )
         })
+}
+
+/// The roles a manifest fills, for messages.
+fn role_names(manifest: &Manifest) -> String {
+    manifest
+        .models
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks `file` against the manifest entry of `role`.
