@@ -33,10 +33,12 @@ case "$v" in
   *) echo "setup: warning: OpenCV $v found; kao is tested with 4.6 (Debian 12)" >&2 ;;
 esac
 
-# cargo-fuzz for the short fuzz pass of `make test`.
-if ! command -v cargo-fuzz >/dev/null; then
-  echo "setup: installing cargo-fuzz" >&2
-  cargo install cargo-fuzz --locked
+# cargo-fuzz for the short fuzz pass of `make test`, pinned (crates.io
+# checks the crate's checksum; --locked pins its dependencies).
+CARGO_FUZZ_VERSION=0.13.2
+if ! cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_FUZZ_VERSION"; then
+  echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION" >&2
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
 
 # The browser test drives Debian's chromium with playwright-core, pinned with
