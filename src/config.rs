@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Errors reading or validating a configuration file.
+/// Upper bounds that keep a typo from exhausting memory or descriptors.
+pub const MAX_WORKERS: usize = 64;
+pub const MAX_CLIENTS: usize = 10_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -359,6 +363,21 @@ impl Config {
                 ),
             ));
         }
+        if self.runtime.workers > MAX_WORKERS {
+            return Err(invalid(
+                "runtime.workers",
+                format!(
+                    "at most {MAX_WORKERS} (each worker holds its own model sessions), got {}",
+                    self.runtime.workers
+                ),
+            ));
+        }
+        if self.publish.max_clients > MAX_CLIENTS {
+            return Err(invalid(
+                "publish.max_clients",
+                format!("at most {MAX_CLIENTS}, got {}", self.publish.max_clients),
+            ));
+        }
         if self.publish.max_clients == 0 {
             return Err(invalid("publish.max_clients", "must be at least 1".into()));
         }
@@ -539,6 +558,19 @@ mod tests {
         assert!(err.contains("http.listen"), "{err}");
         // Turned off, nothing about it is checked.
         parse("[http]\nenabled = false\nlisten = \"0.0.0.0:1\"\n").unwrap();
+    }
+
+    #[test]
+    fn absurd_worker_and_client_counts_are_refused() {
+        let err = parse("[runtime]\nworkers = 100000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("runtime.workers"), "{err}");
+        let err = parse("[publish]\nmax_clients = 100000000000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("publish.max_clients"), "{err}");
+        assert!(parse("[runtime]\nworkers = 4\n").is_ok());
     }
 
     #[test]

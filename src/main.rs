@@ -93,6 +93,7 @@ enum Command {
         /// Write each image with its faces drawn into this folder.
         #[arg(long)]
         annotate: Option<PathBuf>,
+        /// Configuration file (model, thresholds, runtime); defaults otherwise.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -103,6 +104,7 @@ enum Command {
     Models {
         #[command(subcommand)]
         action: Option<ModelsAction>,
+        /// Configuration file naming the model manifest and runtime.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -193,6 +195,13 @@ fn classify(error: &anyhow::Error) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // A command whose output goes to `| head` should end quietly when
+        // the pipe closes, as other command-line tools do, not panic in
+        // `println!`. The daemon keeps Rust's default (SIGPIPE ignored) so a
+        // client hanging up never kills it.
+        restore_default_sigpipe();
+    }
     let result = match cli.command {
         Command::Serve {
             config,
@@ -230,9 +239,34 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("kao: {:#}", f.error);
+            eprintln!("kao: {}", describe_error(&f.error));
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// An error and its causes on one line, leaving out a cause whose text the
+/// message already quotes (many messages name their cause themselves).
+fn describe_error(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default is
+    // async-signal-safe and done before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -285,7 +319,7 @@ fn serve(
         })?;
     let (manifest, detector) = load_detector(&config)?;
     if check {
-        kao::capture::classify(&config.source.uri)?;
+        check_source(&config.source)?;
         println!("configuration, models and source look fine");
         return Ok(0);
     }
@@ -313,6 +347,13 @@ fn serve(
             config.publish.max_clients,
             stop_rx.clone(),
         ));
+        // The HTTP port is taken before the pipeline starts, so a busy port
+        // stops start-up cleanly.
+        let http = if config.http.enabled {
+            Some(kao::http::bind(&config.http.listen).await?)
+        } else {
+            None
+        };
         let pipeline =
             kao::pipeline::Pipeline::start(&config, detector, hub.clone(), status.clone())?;
         if let Some(watchdog) = notify::Watchdog::from_env() {
@@ -322,11 +363,6 @@ fn serve(
             );
             pipeline.set_watchdog(watchdog);
         }
-        let http = if config.http.enabled {
-            Some(kao::http::bind(&config.http.listen).await?)
-        } else {
-            None
-        };
         info!(socket = %socket_file.path().display(), source = %config.source.uri, "serving");
         println!(
             "kao: serving {} on {}",
@@ -378,11 +414,24 @@ fn serve(
     })
 }
 
+/// Opens the source and reads one frame from it, as `serve` would.
+fn check_source(source: &kao::config::SourceConfig) -> Result<(), Failure> {
+    let mut opened = kao::capture::open(source)?;
+    match opened.read()? {
+        Some(_) => Ok(()),
+        None => Err(anyhow::anyhow!(
+            "source {:?} opened but gave no frame (an empty or unreadable file?)",
+            source.uri
+        )
+        .into()),
+    }
+}
+
 /// `kao check-config FILE`: everything `serve` checks before it starts.
 fn check_config(file: &Path) -> Result<u8, Failure> {
     let config = Config::load(file)?;
     let (manifest, detector) = load_detector(&config)?;
-    kao::capture::classify(&config.source.uri)?;
+    check_source(&config.source)?;
     let providers: Vec<String> = detector
         .providers()
         .iter()
@@ -440,7 +489,7 @@ fn detect(
         match detect_one(detector.as_mut(), path, json, annotate.as_deref()) {
             Ok(()) => {}
             Err(e) => {
-                eprintln!("kao: {e:#}");
+                eprintln!("kao: {}", describe_error(&e));
                 failed += 1;
             }
         }

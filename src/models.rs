@@ -131,7 +131,7 @@ fn known_families() -> String {
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|source| ModelError::ReadManifest {
-            path: path.to_owned(),
+            path: explain_relative(path),
             source,
         })?;
         let mut manifest: Manifest =
@@ -210,6 +210,20 @@ impl Manifest {
             });
         }
         Ok(bytes)
+    }
+}
+
+/// A relative path as the user wrote it, with the folder it was looked for
+/// in: relative paths in a configuration are relative to the working
+/// directory, which surprises when kao runs from elsewhere.
+fn explain_relative(path: &Path) -> PathBuf {
+    match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() => PathBuf::from(format!(
+            "{} (relative to the working directory {}; give an absolute path to run from anywhere)",
+            path.display(),
+            cwd.display()
+        )),
+        _ => path.to_owned(),
     }
 }
 

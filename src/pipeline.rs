@@ -23,6 +23,9 @@ use crate::service::notify::Watchdog;
 use crate::stats::Window;
 use crate::status::{SourceState, Status};
 
+/// How often the frame rate is recomputed when log summaries are off.
+const FPS_WINDOW: Duration = Duration::from_secs(2);
+
 /// How often the inference thread checks for a stop request, commands and
 /// a stalled source while idle; also the finest watchdog granularity.
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -269,18 +272,27 @@ fn infer(
         status.frame_processed(faces.len(), &message.timings_ms.0);
         hub.publish(Published::new(message, frame.image, faces, quality));
 
-        if !summary_every.is_zero() && window.elapsed() >= summary_every {
+        // The rate is kept up to date for status, health and metrics even
+        // when the log summaries are off.
+        let every = if summary_every.is_zero() {
+            FPS_WINDOW
+        } else {
+            summary_every
+        };
+        if window.elapsed() >= every {
             let s = window.take();
             status.set_fps(s.fps);
-            info!(
-                fps = round1(s.fps),
-                dropped,
-                p50_ms = round1(s.p50_ms),
-                p99_ms = round1(s.p99_ms),
-                faces = round1(s.faces_per_frame),
-                clients = hub.clients(),
-                "pipeline"
-            );
+            if !summary_every.is_zero() {
+                info!(
+                    fps = round1(s.fps),
+                    dropped,
+                    p50_ms = round1(s.p50_ms),
+                    p99_ms = round1(s.p99_ms),
+                    faces = round1(s.faces_per_frame),
+                    clients = hub.clients(),
+                    "pipeline"
+                );
+            }
         }
     }
     detector

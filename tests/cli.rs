@@ -223,3 +223,15 @@ fn watch_without_daemon_says_how_to_start_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("kao serve"), "{}", stderr(&out));
 }
+
+#[test]
+fn serve_check_opens_the_source_and_refuses_one_that_cannot_play() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("lecture.avi");
+    std::fs::write(&fake, b"this is not a video").unwrap();
+    let out = kao(&["serve", "--check", "--source", fake.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lecture.avi"), "{}", stderr(&out));
+    let out = kao(&["serve", "--check", "--source", common::MEGAMIND]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

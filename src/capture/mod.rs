@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use opencv::core::Mat;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use handoff::{handoff, Handoff, HandoffReceiver, Next};
 
@@ -312,7 +312,7 @@ fn run(
                         frames,
                     };
                 }
-                info!(source = %name, "end of source, starting again");
+                debug!(source = %name, "end of source, starting again");
                 since_rewind = 0;
                 continue;
             }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::protocol::{ClientMsg, ServerMsg, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 use super::Hub;
@@ -77,7 +77,7 @@ async fn refuse(mut stream: UnixStream, max: usize) {
 /// Serves one client: requests in, results out.
 async fn client(stream: UnixStream, hub: Hub, mut shutdown: watch::Receiver<bool>) {
     let n = hub.clients.fetch_add(1, Ordering::Relaxed) + 1;
-    info!(clients = n, "client connected");
+    debug!(clients = n, "client connected");
     let (read, mut write) = stream.into_split();
     let (mut frames, mut events) = hub.subscribe();
     // Requests are read on a task of their own: a line read is not safe to
@@ -142,7 +142,7 @@ async fn client(stream: UnixStream, hub: Hub, mut shutdown: watch::Receiver<bool
     };
     reader.abort();
     let n = hub.clients.fetch_sub(1, Ordering::Relaxed) - 1;
-    info!(clients = n, reason, "client disconnected");
+    debug!(clients = n, reason, "client disconnected");
 }
 
 /// Writes one line; false when the client is gone, stuck or we are stopping.
