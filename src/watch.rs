@@ -76,7 +76,9 @@ pub fn query_status(socket: &Path) -> Result<StatusReport, WatchError> {
     stream.set_write_timeout(Some(STATUS_TIMEOUT))?;
     let mut writer = stream.try_clone()?;
     let request = serde_json::to_string(&ClientMsg::Status).expect("serialisable");
-    writeln!(writer, "{request}")?;
+    // A daemon with no room left answers "too many clients" and closes at
+    // once, so the request may not get through; its answer still explains.
+    let sent = writeln!(writer, "{request}");
     // Frames and events may come first; the answer follows soon after.
     for line in BufReader::new(stream).lines() {
         let line = line?;
@@ -89,6 +91,7 @@ pub fn query_status(socket: &Path) -> Result<StatusReport, WatchError> {
             _ => {}
         }
     }
+    sent?;
     Err(WatchError::Closed(0))
 }
 
