@@ -281,11 +281,13 @@ fn init_logging() {
         .init();
 }
 
+/// The configuration file (defaults without one), as `serve` reads it but
+/// with no command-line overrides.
 fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
-    Ok(match path {
-        Some(p) => Config::load(p)?,
-        None => Config::default(),
-    })
+    Ok(kao::service::load_config(
+        path,
+        &kao::service::Overrides::default(),
+    )?)
 }
 
 fn load_detector(config: &Config) -> Result<(Manifest, Box<dyn Detector>), Failure> {
